@@ -1,0 +1,76 @@
+"""Developer tasks. ``nox`` runs tests, lint and typecheck; ``nox -s demo`` runs the demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p for p in (ROOT / "plugins").glob("tokenproviders-*") if (p / "pyproject.toml").exists())
+TEST_FIXTURE_DISTS = sorted(
+    p for p in (ROOT / "tests" / "distributions").glob("*") if (p / "pyproject.toml").exists()
+)
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]
+CLI_EXTRA = ".[cli]"
+
+
+def _install_project(session: nox.Session, *, with_fixtures: bool = False) -> None:
+    session.install("-e", CLI_EXTRA)
+    for plugin in PLUGINS:
+        session.install("-e", str(plugin))
+    if with_fixtures:
+        for dist in TEST_FIXTURE_DISTS:
+            session.install(str(dist))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every test: the core, the test fixtures, and each plugin's own tests."""
+    session.install(*TEST_DEPS)
+    _install_project(session, with_fixtures=True)
+    paths = ["tests", *[str(p / "tests") for p in PLUGINS if (p / "tests").is_dir()]]
+    session.run("pytest", *(session.posargs or paths))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy: strict on the core (pyproject), and over each plugin's source."""
+    session.install("mypy>=1.10", *TEST_DEPS)
+    _install_project(session)
+    session.run("mypy")
+    for plugin in PLUGINS:
+        src = plugin / "src"
+        if src.is_dir():
+            session.run("mypy", "--strict", "--ignore-missing-imports", str(src))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ratios against baselines measured in the same run."""
+    _install_project(session)
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a demo of personal tokens overriding the bot, explained."""
+    _install_project(session)
+    session.run("python", "-m", "tokenproviders.demo", *session.posargs)
+
+
+if os.environ.get("CI"):
+    nox.options.reuse_existing_virtualenvs = False

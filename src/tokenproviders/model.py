@@ -1,0 +1,370 @@
+"""The domain types: secrets, credentials, trackers, personal tokens and resolutions.
+
+Everything here is a plain, immutable value. A :class:`Secret` never shows its value in ``repr``,
+``str``, formatting or pickles; :meth:`Secret.reveal` is the one way to read it and is called only
+where a tracker client is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final, Literal, NoReturn
+
+from .errors import InvalidInputError
+from .urls import normalize_url
+
+__all__ = [
+    "ALL_TENANTS",
+    "Secret",
+    "Credentials",
+    "Field",
+    "FieldName",
+    "Tracker",
+    "TokenInfo",
+    "PersonalToken",
+    "Resolution",
+    "Identity",
+    "IssueDraft",
+    "ReportedIssue",
+    "ClientSettings",
+    "TrackerChoice",
+    "check_tenant_id",
+    "check_user_id",
+    "check_scope",
+    "describe_scope",
+]
+
+#: The scope of a personal token that applies in every tenant its owner is authorized for.
+ALL_TENANTS: Final = "*"
+
+_MAX_ID = 200
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_id(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"a {kind} id must be a string, not {type(value).__name__}")
+    if not value or value.strip() != value:
+        raise InvalidInputError(f"a {kind} id must be non-empty without surrounding spaces, got {value!r}")
+    if len(value) > _MAX_ID:
+        raise InvalidInputError(f"a {kind} id may have at most {_MAX_ID} characters")
+    if _ID_FORBIDDEN.search(value):
+        raise InvalidInputError(f"a {kind} id may not contain control characters")
+    return value
+
+
+def check_user_id(user: object) -> str:
+    """Validate a host user id and return it."""
+    return _check_id("user", user)
+
+
+def check_tenant_id(tenant: object) -> str:
+    """Validate a tenant id (``ALL_TENANTS`` is not a tenant) and return it."""
+    value = _check_id("tenant", tenant)
+    if value == ALL_TENANTS:
+        raise InvalidInputError(f"{ALL_TENANTS!r} is reserved for ALL_TENANTS and cannot be a tenant id")
+    return value
+
+
+def check_scope(scope: object) -> str:
+    """Validate a token scope: a tenant id or ``ALL_TENANTS``."""
+    if scope == ALL_TENANTS:
+        return ALL_TENANTS
+    return check_tenant_id(scope)
+
+
+def describe_scope(scope: str) -> str:
+    """Human words for a scope: ``all tenants`` or ``tenant 'acme'``."""
+    return "all tenants" if scope == ALL_TENANTS else f"tenant {scope!r}"
+
+
+class Secret:
+    """A secret string that does not show itself.
+
+    ``repr``, ``str`` and ``format`` print a mask; pickling and copying to disk through pickle
+    raise; equality is constant-time. Call :meth:`reveal` only where the value leaves for the
+    tracker (building a client) or is sealed for storage.
+    """
+
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"Secret() takes a str, not {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        """Return the secret value. Keep the result out of logs, exceptions and local names
+        that outlive the call."""
+        return self._value
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Secret is immutable")
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __format__(self, format_spec: str) -> str:
+        return "**********"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    __hash__ = None  # type: ignore[assignment]  # hashing would expose value-derived data
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled; seal it with the key ring instead")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+
+FieldName = Literal["api_username", "api_password"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One credential field a tracker type declares, with what a form needs to show it."""
+
+    name: FieldName
+    label: str
+    help: str = ""
+    required: bool = True
+    secret: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in ("api_username", "api_password"):
+            raise InvalidInputError(
+                f"a field must be api_username or api_password, not {self.name!r}"
+            )
+        if not self.label:
+            raise InvalidInputError(f"field {self.name} needs a label a form can show")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The two credential fields every tracker type uses. The password is always a Secret."""
+
+    api_password: Secret
+    api_username: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.api_password, Secret):
+            raise TypeError(
+                "Credentials.api_password must be a Secret; wrap it: Secret(value)"
+            )
+        if self.api_username is not None and not isinstance(self.api_username, str):
+            raise TypeError("Credentials.api_username must be a str or None")
+        if self.api_username == "":
+            object.__setattr__(self, "api_username", None)
+
+    def present_fields(self) -> frozenset[str]:
+        """Names of the fields that carry a non-empty value."""
+        names = set()
+        if self.api_username:
+            names.add("api_username")
+        if self.api_password:
+            names.add("api_password")
+        return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """One configured issue tracker in one tenant.
+
+    ``base_url`` is what users see (a Jira instance, a GitHub repository, a GitLab project);
+    ``api_url`` is where the API lives when it cannot be derived. ``url`` is the normalized
+    ``base_url`` that personal tokens are matched against.
+    """
+
+    tenant: str
+    id: str
+    type: str
+    base_url: str
+    api_url: str | None = None
+    name: str = ""
+    bot_credentials: Credentials | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    _url: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        check_tenant_id(self.tenant)
+        _check_id("tracker", self.id)
+        if not isinstance(self.type, str) or not self.type:
+            raise InvalidInputError("a tracker needs its type, the name of a tracker-type plugin")
+        object.__setattr__(self, "_url", normalize_url(self.base_url))
+        if self.api_url is not None:
+            normalize_url(self.api_url)
+        if self.bot_credentials is not None and not isinstance(self.bot_credentials, Credentials):
+            raise TypeError("Tracker.bot_credentials must be Credentials or None")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        if not self.name:
+            object.__setattr__(self, "name", self.id)
+
+    @property
+    def url(self) -> str:
+        """The normalized base URL."""
+        return self._url
+
+    @property
+    def label(self) -> str:
+        """``name (tenant/id)`` for messages."""
+        return f"{self.name!r} ({self.tenant}/{self.id})"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A personal token's metadata, without its secret: what listings show."""
+
+    owner: str
+    url: str
+    scope: str
+    id: int | None = None
+    label: str = ""
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_used_at: datetime | None = None
+    version: int = 1
+    key_id: str | None = None
+    api_username: str | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def scope_text(self) -> str:
+        return describe_scope(self.scope)
+
+
+@dataclass(frozen=True)
+class PersonalToken(TokenInfo):
+    """A personal token with its credentials, as a store hands it to the personal source."""
+
+    credentials: Credentials | None = None
+
+    def info(self) -> TokenInfo:
+        """The same token without its credentials."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(TokenInfo)}
+        return TokenInfo(**values)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The decision record: which credentials one user uses on one tracker, and why.
+
+    ``source`` is ``"personal"``, ``"bot"`` or a third-party source's name. ``scope`` is the
+    personal token's scope (a tenant id or ``ALL_TENANTS``), ``None`` for other sources.
+    ``reason`` is one sentence a person can read. ``fallback_from`` is set when a personal
+    token was unusable and a policy allowed falling back; it says why.
+    """
+
+    user: str
+    tracker: Tracker
+    credentials: Credentials
+    source: str
+    reason: str
+    scope: str | None = None
+    token_id: int | None = None
+    token_version: int | None = None
+    matched_url: str | None = None
+    expires_at: datetime | None = None
+    fallback_from: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.tracker.tenant
+
+    @property
+    def is_personal(self) -> bool:
+        return self.source == "personal"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the tracker says the credentials belong to (the answer of a *whoami* call)."""
+
+    login: str
+    name: str | None = None
+    email: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    """What a 1-click bug report carries. Project and issue type come from the tracker's
+    options unless given here."""
+
+    title: str
+    body: str = ""
+    labels: tuple[str, ...] = ()
+    issue_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise InvalidInputError("a bug report needs a non-empty title")
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+
+@dataclass(frozen=True)
+class ReportedIssue:
+    """An issue a tracker accepted: its id as the tracker names it, its URL, and the resolution
+    that authenticated it."""
+
+    id: str
+    url: str
+    resolution: Resolution | None = None
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How clients are built: bounded timeouts and retries. Never unbounded."""
+
+    timeout: float = 10.0
+    retries: int = 1
+    user_agent: str = "tokenproviders"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.timeout <= 300):
+            raise InvalidInputError("ClientSettings.timeout must be between 0 and 300 seconds")
+        if not (0 <= self.retries <= 5):
+            raise InvalidInputError("ClientSettings.retries must be between 0 and 5")
+
+
+@dataclass(frozen=True)
+class TrackerChoice:
+    """One entry of the drop-down a user picks from when adding a personal token.
+
+    ``kind`` is ``"tracker"`` for a tracker's own URL and ``"service"`` for a service URL that
+    serves several trackers; ``trackers`` lists ``(tenant, tracker id)`` pairs it serves.
+    """
+
+    url: str
+    kind: Literal["tracker", "service"]
+    type: str
+    title: str
+    trackers: tuple[tuple[str, str], ...]
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        return tuple(sorted({tenant for tenant, _ in self.trackers}))

@@ -1,0 +1,57 @@
+"""Resolution policies: strict personal credentials, and opt-in fallback for unusable tokens.
+
+The default never falls back silently: an expired, undecryptable or rejected personal token is
+an error. A :class:`Policy` may require personal credentials (the bot is never used) or allow
+falling back to the bot when a personal token is unusable (the resolution then says so).
+:class:`Policies` picks the policy of a tracker: the tracker's own, else its tenant's, else the
+default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .errors import ConfigurationError
+from .model import Tracker
+
+__all__ = ["Policy", "Policies"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one tracker resolves.
+
+    ``require_personal``: never use bot credentials; without a usable personal token (or a
+    third-party source) the resolution fails with :class:`NoCredentialsError`.
+    ``fallback_on_unusable``: when a personal token exists but is expired, undecryptable or
+    rejected, use the next source instead of failing; the resolution's reason says so.
+    """
+
+    require_personal: bool = False
+    fallback_on_unusable: bool = False
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Policies by scope: ``trackers[(tenant, tracker_id)]`` over ``tenants[tenant]`` over
+    ``default``."""
+
+    default: Policy = field(default_factory=Policy)
+    tenants: Mapping[str, Policy] = field(default_factory=dict)
+    trackers: Mapping[tuple[str, str], Policy] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for value in [self.default, *self.tenants.values(), *self.trackers.values()]:
+            if not isinstance(value, Policy):
+                raise ConfigurationError(f"policies must be Policy objects, not {type(value).__name__}")
+        object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
+        object.__setattr__(self, "trackers", MappingProxyType(dict(self.trackers)))
+
+    def for_tracker(self, tracker: Tracker) -> Policy:
+        """The policy that applies to ``tracker``."""
+        policy = self.trackers.get((tracker.tenant, tracker.id))
+        if policy is None:
+            policy = self.tenants.get(tracker.tenant, self.default)
+        return policy

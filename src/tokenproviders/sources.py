@@ -1,0 +1,187 @@
+"""The built-in credential sources, plugins like any other: personal tokens and bot credentials.
+
+:class:`CredentialRequest` is what every ``tokenproviders_credentials`` implementation receives.
+The personal source runs first (``tryfirst``), the bot source last (``trylast``); third-party
+sources run in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .errors import PersonalTokenUnusableError, SecretUnreadableError
+from .model import ALL_TENANTS, Credentials, PersonalToken, Resolution, TokenInfo, Tracker, describe_scope
+from .plugins import hookimpl
+
+if TYPE_CHECKING:
+    from .policy import Policy
+    from .stores import TokenStore
+    from .trackertype import TrackerType
+
+__all__ = ["CredentialRequest", "PersonalTokenSource", "BotSource", "personal_source", "bot_source"]
+
+
+@dataclass
+class CredentialRequest:
+    """One resolution in progress: who acts on which tracker, under which policy.
+
+    ``personal_candidates`` are the ``(url, scope)`` pairs a personal token may sit at, most
+    specific first. ``unusable`` collects why personal tokens were skipped under a fallback
+    policy; the resolution that follows repeats it in its reason.
+    """
+
+    user: str
+    tracker: Tracker
+    tracker_type: TrackerType
+    policy: Policy
+    now: datetime
+    store: TokenStore
+    personal_candidates: tuple[tuple[str, str], ...]
+    skip_personal: bool = False
+    unusable: list[str] = field(default_factory=list)
+
+    def resolution(
+        self,
+        credentials: Credentials,
+        *,
+        source: str,
+        reason: str,
+        scope: str | None = None,
+        token_id: int | None = None,
+        token_version: int | None = None,
+        matched_url: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Resolution:
+        """Build the :class:`Resolution` a source returns (validating the credentials)."""
+        self.tracker_type.validate_credentials(credentials)
+        fallback = "; ".join(self.unusable) or None
+        if fallback:
+            reason = f"{reason.rstrip('.')}, because {fallback} and the policy allows falling back."
+        return Resolution(
+            user=self.user,
+            tracker=self.tracker,
+            credentials=credentials,
+            source=source,
+            reason=reason,
+            scope=scope,
+            token_id=token_id,
+            token_version=token_version,
+            matched_url=matched_url,
+            expires_at=expires_at,
+            fallback_from=fallback,
+        )
+
+
+def personal_candidates(tracker: Tracker, service_url: str | None) -> tuple[tuple[str, str], ...]:
+    """The (url, scope) pairs for a tracker, most specific first (DESIGN section 3)."""
+    pairs = [(tracker.url, tracker.tenant), (tracker.url, ALL_TENANTS)]
+    if service_url and service_url != tracker.url:
+        pairs += [(service_url, tracker.tenant), (service_url, ALL_TENANTS)]
+    return tuple(pairs)
+
+
+def _token_words(token: TokenInfo) -> str:
+    label = f" {token.label!r}" if token.label else ""
+    return f"personal token #{token.id}{label} for {token.url} ({describe_scope(token.scope)})"
+
+
+class PersonalTokenSource:
+    """Personal tokens: the user's own credentials override everything else."""
+
+    @hookimpl(tryfirst=True)
+    def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
+        if request.skip_personal:
+            return None
+        try:
+            token = request.store.lookup(request.user, request.personal_candidates)
+        except SecretUnreadableError as exc:
+            info = exc.token if isinstance(exc.token, TokenInfo) else None
+            what = _token_words(info) if info else "a personal token"
+            return self._unusable(
+                request, info, f"{request.user}'s {what} cannot be decrypted ({exc.message})"
+            )
+        if token is None:
+            return None
+        if token.is_expired(request.now):
+            assert token.expires_at is not None
+            return self._unusable(
+                request,
+                token,
+                f"{request.user}'s {_token_words(token)} expired on {token.expires_at.isoformat()}",
+            )
+        credentials = token.credentials
+        if credentials is None:
+            return self._unusable(request, token, f"{request.user}'s {_token_words(token)} has no secret")
+        try:
+            request.tracker_type.validate_credentials(credentials)
+        except Exception as exc:  # noqa: BLE001 - reported as an unusable token, not swallowed
+            return self._unusable(
+                request,
+                token,
+                f"{request.user}'s {_token_words(token)} does not fit tracker type"
+                f" {request.tracker_type.name!r} ({getattr(exc, 'message', type(exc).__name__)})",
+            )
+        return request.resolution(
+            credentials,
+            source="personal",
+            reason=self._reason(request, token),
+            scope=token.scope,
+            token_id=token.id,
+            token_version=token.version,
+            matched_url=token.url,
+            expires_at=token.expires_at,
+        )
+
+    @staticmethod
+    def _reason(request: CredentialRequest, token: PersonalToken) -> str:
+        tracker = request.tracker
+        where = "the tracker's own URL" if token.url == tracker.url else "the tracker's service URL"
+        if token.scope == ALL_TENANTS:
+            scope = "for all of the user's tenants"
+        else:
+            scope = f"for tenant {token.scope!r}"
+        return (
+            f"Using {request.user}'s {_token_words(token)}, matched on {where} {token.url}"
+            f" and scoped {scope}, so {tracker.label} records {request.user} as the author."
+        )
+
+    @staticmethod
+    def _unusable(request: CredentialRequest, token: TokenInfo | None, why: str) -> None:
+        if request.policy.fallback_on_unusable:
+            request.unusable.append(why)
+            return None
+        raise PersonalTokenUnusableError(
+            f"{why}; it is not used and the resolver does not fall back to the bot",
+            hint=(
+                f"renew it: set a fresh token for {token.url if token else request.tracker.url}"
+                f" ({describe_scope(token.scope) if token else 'same scope'}) or delete it"
+            ),
+            token_id=token.id if token else None,
+            why=why,
+        )
+
+
+class BotSource:
+    """The tracker's shared bot credentials: the last resort, unless policy forbids it."""
+
+    @hookimpl(trylast=True)
+    def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
+        tracker = request.tracker
+        if request.policy.require_personal or tracker.bot_credentials is None:
+            return None
+        if request.unusable:
+            reason = f"Using the bot credentials of {tracker.label}"
+        else:
+            urls = " or ".join(dict.fromkeys(url for url, _ in request.personal_candidates))
+            reason = (
+                f"Using the bot credentials of {tracker.label} because {request.user} has no"
+                f" personal token for {urls}, so the tracker records the bot as the author."
+            )
+        return request.resolution(tracker.bot_credentials, source="bot", reason=reason)
+
+
+#: The instances the ``tokenproviders`` entry points name.
+personal_source = PersonalTokenSource()
+bot_source = BotSource()

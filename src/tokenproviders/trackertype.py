@@ -1,0 +1,195 @@
+"""The base class every tracker-type plugin subclasses.
+
+A tracker type says which credential fields it needs, where a service-wide token applies, how
+to build its client library's client (imported lazily, inside :meth:`TrackerType.build_client`),
+and how to whoami, report an issue and add a comment with the fewest requests. It classifies its
+client library's exceptions with :meth:`TrackerType.classify_error`; the core turns that into an
+error message that names the credentials' source and what to do, never the library's own text
+(which can carry a token in a URL).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from .errors import InvalidCredentialsError, PluginError
+from .model import ClientSettings, Credentials, Field, Identity, IssueDraft, ReportedIssue, Tracker
+from .urls import origin_of
+
+__all__ = ["TrackerType", "TrackerFailure", "FailureKind", "classify_http_status"]
+
+FailureKind = Literal["rejected", "unavailable", "not_found", "request"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TrackerFailure:
+    """What went wrong talking to a tracker, in the core's words.
+
+    ``kind``: ``rejected`` (401/403), ``unavailable`` (refused, timeout, 5xx, 429),
+    ``not_found`` (404: wrong URL, project or repository) or ``request`` (other 4xx).
+    ``detail`` must be safe to show: a status and a short reason, never a URL with a token.
+    """
+
+    kind: FailureKind
+    detail: str
+    status: int | None = None
+
+
+def classify_http_status(status: int, detail: str = "") -> TrackerFailure | None:
+    """Map an HTTP status onto a :class:`TrackerFailure` (``None`` for success codes)."""
+    text = detail or f"HTTP {status}"
+    if status in (401, 403):
+        return TrackerFailure("rejected", text, status)
+    if status == 429 or status >= 500:
+        return TrackerFailure("unavailable", text, status)
+    if status in (404, 410):
+        return TrackerFailure("not_found", text, status)
+    if status >= 400:
+        return TrackerFailure("request", text, status)
+    return None
+
+
+class TrackerType(ABC):
+    """A kind of issue tracker. Subclass it in a plugin and register an instance::
+
+        @hookimpl
+        def tokenproviders_register_tracker_types(register):
+            register(MyTrackerType())
+    """
+
+    #: Short machine name, e.g. ``"jira"``; the value of ``Tracker.type``.
+    name: ClassVar[str]
+    #: Human title, e.g. ``"Jira (Cloud, Server, Data Center)"``.
+    title: ClassVar[str]
+    #: Which of ``api_username`` / ``api_password`` this type uses, with labels for forms.
+    fields: ClassVar[tuple[Field, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "__abstractmethods__", None):
+            return
+        for attr in ("name", "title", "fields"):
+            if not hasattr(cls, attr):
+                raise PluginError(f"tracker type {cls.__qualname__} must define {attr!r}")
+
+    # -- declaration ---------------------------------------------------------------------
+    def check_declaration(self) -> None:
+        """Raise :class:`PluginError` if the declaration is malformed (called at registration)."""
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise PluginError(
+                f"tracker type name {self.name!r} must be lower-case letters, digits, '-' or '_'"
+            )
+        if not isinstance(self.title, str) or not self.title:
+            raise PluginError(f"tracker type {self.name!r} needs a title")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise PluginError(f"tracker type {self.name!r} declares a field twice")
+        if "api_password" not in names:
+            raise PluginError(f"tracker type {self.name!r} must declare api_password")
+        for f in self.fields:
+            if not isinstance(f, Field):
+                raise PluginError(f"tracker type {self.name!r}: fields must be Field objects")
+
+    def field(self, name: str) -> Field | None:
+        """The declared field called ``name``, or ``None``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def describe_fields(self) -> str:
+        """``API token (required), E-mail (optional)`` for messages."""
+        return ", ".join(
+            f"{f.label} ({f.name}, {'required' if f.required else 'optional'})" for f in self.fields
+        )
+
+    def validate_credentials(self, credentials: Credentials) -> None:
+        """Raise :class:`InvalidCredentialsError` unless ``credentials`` has exactly the fields
+        this type takes, with every required one present. Override to add format checks, and
+        call ``super()``."""
+        present = credentials.present_fields()
+        declared = {f.name for f in self.fields}
+        extra = present - declared
+        if extra:
+            raise InvalidCredentialsError(
+                f"tracker type {self.name!r} does not take {', '.join(sorted(extra))}",
+                hint=f"give only: {self.describe_fields()}",
+            )
+        missing = [f for f in self.fields if f.required and f.name not in present]
+        if missing:
+            raise InvalidCredentialsError(
+                f"tracker type {self.name!r} requires {', '.join(f.label + ' (' + f.name + ')' for f in missing)}",
+                hint=f"give: {self.describe_fields()}",
+            )
+
+    def service_url(self, tracker: Tracker) -> str | None:
+        """Where a service-wide personal token applies (normalized), or ``None``.
+
+        The default is the origin of the tracker's base URL, so a token for
+        ``https://github.com`` serves every repository there. Override when the service is not
+        the origin; return ``None`` if the type has no service-wide tokens.
+        """
+        return origin_of(tracker.base_url)
+
+    # -- talking to the tracker ----------------------------------------------------------
+    @abstractmethod
+    def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
+        """Return the client library's client, authenticated with ``credentials``.
+
+        Import the client library *here*, not at module top. Apply ``settings.timeout`` and
+        ``settings.retries`` (bounded), ``tracker.verify_tls`` / ``tracker.ca_bundle``, and no
+        client-side sleeps. Do no network I/O if the library allows it.
+        """
+
+    @abstractmethod
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        """The identity the credentials belong to, with the tracker's cheapest call."""
+
+    @abstractmethod
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        """File ``draft`` and return its id and URL, with the fewest requests possible."""
+
+    @abstractmethod
+    def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
+        """Add ``text`` as a comment on issue ``issue_id``."""
+
+    def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        """Classify an exception raised by the client library, or return ``None`` if it is not
+        a tracker failure (it then propagates unchanged).
+
+        The default understands ``requests`` exceptions (without importing requests) and
+        socket-level errors. Override for library-specific exceptions and call ``super()``.
+        """
+        return classify_common_error(exc)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
+
+
+def classify_common_error(exc: BaseException) -> TrackerFailure | None:
+    """Classify socket errors and ``requests``/``urllib3`` exceptions, if those are loaded."""
+    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError, socket.timeout, TimeoutError)):
+        return TrackerFailure("unavailable", type(exc).__name__)
+    requests_exc = sys.modules.get("requests.exceptions")
+    if requests_exc is not None:
+        if isinstance(exc, requests_exc.HTTPError) and exc.response is not None:
+            return classify_http_status(exc.response.status_code)
+        if isinstance(exc, requests_exc.Timeout):
+            return TrackerFailure("unavailable", "timed out")
+        if isinstance(exc, requests_exc.ConnectionError):
+            return TrackerFailure("unavailable", "connection failed")
+        if isinstance(exc, requests_exc.RetryError):
+            return TrackerFailure("unavailable", "gave up after retries")
+    urllib3_exc = sys.modules.get("urllib3.exceptions")
+    if urllib3_exc is not None and isinstance(exc, urllib3_exc.HTTPError):
+        return TrackerFailure("unavailable", type(exc).__name__)
+    if isinstance(exc, ConnectionError):
+        return TrackerFailure("unavailable", type(exc).__name__)
+    return None
