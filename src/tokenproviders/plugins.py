@@ -44,6 +44,7 @@ __all__ = [
     "Plugins",
     "create_plugins",
     "list_plugins",
+    "call_hookimpl",
 ]
 
 logger = logging.getLogger("tokenproviders.plugins")
@@ -95,6 +96,12 @@ class PluginInfo:
         }
 
 
+def call_hookimpl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+    """Call one implementation directly with the arguments it asks for (pluggy lets an
+    implementation take fewer arguments than its spec names)."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+
+
 def _load_object(reference: str) -> object:
     return metadata.EntryPoint(name="", value=reference, group=ENTRY_POINT_GROUP).load()
 
@@ -135,15 +142,27 @@ class Plugins:
     def _load_entry_points(self) -> None:
         seen: set[str] = set()
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            builtin = ep.name in BUILTIN_PLUGINS and ep.value == BUILTIN_PLUGINS[ep.name]
+            if ep.name in BUILTIN_PLUGINS and not builtin:
+                # A third party reusing "personal" or "bot" would replace a built-in source and
+                # escape the ordering rules; list it under its own name and never load it.
+                shown = f"{dist.name if dist is not None else ep.value}:{ep.name}"
+                self._infos[shown] = PluginInfo(
+                    name=shown,
+                    distribution=dist.name if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                )
+                self._mark_broken(shown, f"the entry-point name {ep.name!r} is reserved for a built-in source")
+                continue
             if ep.name in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add(ep.name)
-            dist = getattr(ep, "dist", None)
             info = PluginInfo(
                 name=ep.name,
                 distribution=dist.name if dist is not None else None,
                 version=dist.version if dist is not None else None,
-                builtin=ep.name in BUILTIN_PLUGINS and ep.value == BUILTIN_PLUGINS[ep.name],
+                builtin=builtin,
             )
             self._infos[ep.name] = info
             if not info.builtin:
@@ -176,9 +195,12 @@ class Plugins:
         try:
             self.manager.register(plugin, name=name)
         except Exception as exc:  # noqa: BLE001 - pluggy validation errors, duplicate names
+            if self.manager.get_plugin(name) is plugin:
+                # pluggy leaves a plugin half-registered when a later hookimpl fails validation.
+                self.manager.unregister(name=name)
             self._mark_broken(name, f"failed to register: {type(exc).__name__}: {exc}")
             return
-        problem = self._contract_problem(name)
+        problem = self._contract_problem(name, plugin)
         if problem:
             self.manager.unregister(name=name)
             self._mark_broken(name, problem)
@@ -190,14 +212,31 @@ class Plugins:
             for hook in self.manager.get_hookcallers(plugin) or []
         )
 
-    def _contract_problem(self, name: str) -> str | None:
+    def _contract_problem(self, name: str, plugin: object) -> str | None:
+        # An implementation of a hook nobody specified is almost always a misspelling; left
+        # registered, it would make check_pending() fail the host, so it breaks only its plugin.
+        unknown = sorted(
+            caller.name for caller in self.manager.get_hookcallers(plugin) or [] if caller.spec is None
+        )
+        if unknown:
+            return (
+                f"implements unknown hook(s) {', '.join(unknown)}"
+                " (misspelled? every hook is in tokenproviders.hookspecs)"
+            )
         if name in BUILTIN_PLUGINS:
             return None
         for impl in self.manager.hook.tokenproviders_credentials.get_hookimpls():
-            if impl.plugin_name == name and (impl.tryfirst or impl.trylast):
+            if impl.plugin_name != name:
+                continue
+            if impl.tryfirst or impl.trylast:
                 return (
                     "tokenproviders_credentials may not use tryfirst/trylast: personal tokens"
                     " always come first and the bot last"
+                )
+            if impl.hookwrapper or impl.wrapper:
+                return (
+                    "tokenproviders_credentials may not be a wrapper: a wrapper could replace the"
+                    " personal or bot result"
                 )
         return None
 
@@ -221,7 +260,7 @@ class Plugins:
             if impl.plugin_name != name:
                 continue
             try:
-                impl.function(register=register)
+                call_hookimpl(impl, register=register)
             except Exception as exc:  # noqa: BLE001 - reported, the host keeps going
                 self.manager.unregister(name=name)
                 self._mark_broken(name, f"registering tracker types failed: {type(exc).__name__}: {exc}")

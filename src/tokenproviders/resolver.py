@@ -25,6 +25,7 @@ from .errors import (
     NoCredentialsError,
     NotAuthorizedError,
     PersonalTokenRejectedError,
+    PersonalTokenUnusableError,
     PluginError,
     TokenProvidersError,
     TrackerRequestError,
@@ -45,7 +46,7 @@ from .model import (
     check_user_id,
     describe_scope,
 )
-from .plugins import Plugins
+from .plugins import Plugins, call_hookimpl
 from .policy import Policies, Policy
 from .sources import CredentialRequest, personal_candidates
 from .stores import MemoryTokenStore, TokenStore
@@ -276,7 +277,7 @@ class Resolver:
     def _notify(self, resolution: Resolution) -> None:
         for impl in self.plugins.hook.tokenproviders_resolved.get_hookimpls():
             try:
-                impl.function(resolution=resolution)
+                call_hookimpl(impl, resolution=resolution)
             except Exception:  # an observer cannot change or fail the result
                 logger.exception("tokenproviders_resolved observer %r failed", impl.plugin_name)
 
@@ -308,6 +309,15 @@ class Resolver:
     def client_for(self, resolution: Resolution) -> Any:
         """The authenticated client for an existing resolution (cached)."""
         now = self.now()
+        if resolution.expires_at is not None and resolution.expires_at <= now:
+            # A resolution kept past its token's expiry must not build a fresh client either.
+            raise PersonalTokenUnusableError(
+                f"{resolution.user}'s personal token #{resolution.token_id} for {resolution.matched_url}"
+                f" expired on {resolution.expires_at.isoformat()} after it was resolved",
+                hint="resolve again: renew the token (set it again) or delete it",
+                token_id=resolution.token_id,
+                why="expired",
+            )
         key = self._cache_key(resolution)
         client = self.clients.get(key, now)
         if client is None:
