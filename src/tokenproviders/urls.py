@@ -8,6 +8,7 @@ fragment, and refuses what cannot safely be a tracker URL: non-http(s) schemes, 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +24,10 @@ _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _describe(url: str) -> str:
-    # Refused URLs may be long or odd; show a bounded prefix, never user-info (it was refused).
+    # Refused URLs may be long or odd; show a bounded prefix. A URL with an '@' may carry a
+    # password in its user-info, and a malformed one cannot be split safely: never echo it.
+    if "@" in url:
+        return "(not shown: it may contain a user name or password)"
     shown = url if len(url) <= 80 else url[:77] + "..."
     return repr(shown)
 
@@ -51,7 +55,8 @@ def normalize_url(url: str) -> str:
         parts = urlsplit(candidate)
         port = parts.port
     except ValueError as exc:
-        raise InvalidURLError(f"the URL {_describe(candidate)} is malformed ({exc})") from None
+        why = "" if "@" in candidate else f" ({exc})"
+        raise InvalidURLError(f"the URL {_describe(candidate)} is malformed{why}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         if "@" in candidate:
@@ -74,7 +79,13 @@ def normalize_url(url: str) -> str:
         except UnicodeError:
             raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name") from None
     if ":" in host:  # IPv6 literal; urlsplit strips the brackets
-        host = f"[{host.lower()}]"
+        try:
+            # One spelling per address: [0:0::1] and [::1] are the same tracker.
+            host = f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid IPv6 address") from None
+    if port == 0:
+        raise InvalidURLError(f"the URL {_describe(candidate)} has port 0, which no server listens on")
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{host}:{port}"
     else:
