@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .errors import PersonalTokenUnusableError, SecretUnreadableError
+from .errors import PersonalTokenUnusableError, SecretUnreadableError, TokenProvidersError
 from .model import ALL_TENANTS, Credentials, PersonalToken, Resolution, TokenInfo, Tracker, describe_scope
 from .plugins import hookimpl
 
@@ -82,6 +82,14 @@ def personal_candidates(tracker: Tracker, service_url: str | None) -> tuple[tupl
     return tuple(pairs)
 
 
+def _after(candidates: tuple[tuple[str, str], ...], token: TokenInfo) -> tuple[tuple[str, str], ...]:
+    """The candidates less specific than the one ``token`` sits at."""
+    try:
+        return candidates[candidates.index((token.url, token.scope)) + 1 :]
+    except ValueError:
+        return ()
+
+
 def _token_words(token: TokenInfo) -> str:
     label = f" {token.label!r}" if token.label else ""
     return f"personal token #{token.id}{label} for {token.url} ({describe_scope(token.scope)})"
@@ -94,45 +102,54 @@ class PersonalTokenSource:
     def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
         if request.skip_personal:
             return None
+        candidates = request.personal_candidates
+        while candidates:
+            # Under a fallback policy an unusable token gives way to the next candidate (a
+            # usable personal token still beats the bot); without one, _unusable raises.
+            try:
+                token = request.store.lookup(request.user, candidates)
+            except SecretUnreadableError as exc:
+                info = exc.token if isinstance(exc.token, TokenInfo) else None
+                what = _token_words(info) if info else "a personal token"
+                self._unusable(request, info, f"{request.user}'s {what} cannot be decrypted ({exc.message})")
+                if info is None:
+                    return None  # cannot tell which candidate failed: skip personal tokens
+                candidates = _after(candidates, info)
+                continue
+            if token is None:
+                return None
+            problem = self._problem(request, token)
+            if problem is None:
+                assert token.credentials is not None
+                return request.resolution(
+                    token.credentials,
+                    source="personal",
+                    reason=self._reason(request, token),
+                    scope=token.scope,
+                    token_id=token.id,
+                    token_version=token.version,
+                    matched_url=token.url,
+                    expires_at=token.expires_at,
+                )
+            self._unusable(request, token, problem)
+            candidates = _after(candidates, token)
+        return None
+
+    @staticmethod
+    def _problem(request: CredentialRequest, token: PersonalToken) -> str | None:
+        """Why ``token`` cannot be used, or ``None`` if it can."""
+        if token.expires_at is not None and token.is_expired(request.now):
+            return f"{request.user}'s {_token_words(token)} expired on {token.expires_at.isoformat()}"
+        if token.credentials is None:
+            return f"{request.user}'s {_token_words(token)} has no secret"
         try:
-            token = request.store.lookup(request.user, request.personal_candidates)
-        except SecretUnreadableError as exc:
-            info = exc.token if isinstance(exc.token, TokenInfo) else None
-            what = _token_words(info) if info else "a personal token"
-            return self._unusable(
-                request, info, f"{request.user}'s {what} cannot be decrypted ({exc.message})"
-            )
-        if token is None:
-            return None
-        if token.is_expired(request.now):
-            assert token.expires_at is not None
-            return self._unusable(
-                request,
-                token,
-                f"{request.user}'s {_token_words(token)} expired on {token.expires_at.isoformat()}",
-            )
-        credentials = token.credentials
-        if credentials is None:
-            return self._unusable(request, token, f"{request.user}'s {_token_words(token)} has no secret")
-        try:
-            request.tracker_type.validate_credentials(credentials)
-        except Exception as exc:  # noqa: BLE001 - reported as an unusable token, not swallowed
-            return self._unusable(
-                request,
-                token,
+            request.tracker_type.validate_credentials(token.credentials)
+        except TokenProvidersError as exc:
+            return (
                 f"{request.user}'s {_token_words(token)} does not fit tracker type"
-                f" {request.tracker_type.name!r} ({getattr(exc, 'message', type(exc).__name__)})",
+                f" {request.tracker_type.name!r} ({exc.message})"
             )
-        return request.resolution(
-            credentials,
-            source="personal",
-            reason=self._reason(request, token),
-            scope=token.scope,
-            token_id=token.id,
-            token_version=token.version,
-            matched_url=token.url,
-            expires_at=token.expires_at,
-        )
+        return None
 
     @staticmethod
     def _reason(request: CredentialRequest, token: PersonalToken) -> str:
