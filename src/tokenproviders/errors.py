@@ -145,10 +145,11 @@ class PersonalTokenRejectedError(PersonalTokenUnusableError, CredentialsRejected
         token_id: int | None = None,
         status: int | None = None,
     ) -> None:
-        self.status = status
         PersonalTokenUnusableError.__init__(
             self, message, hint=hint, token_id=token_id, why="rejected by the tracker"
         )
+        # After the base initializers: through the MRO, CredentialsRejectedError resets it.
+        self.status = status
 
 
 class TrackerUnavailableError(TokenProvidersError):
