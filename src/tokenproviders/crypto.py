@@ -1,11 +1,144 @@
-"""Sealing secrets at rest: the key ring and the AES-256-GCM blob format (DESIGN section 7)."""
+"""Sealing secrets at rest: the key ring and the AES-256-GCM blob format (DESIGN section 7).
+
+Every stored secret (a personal token's ``api_password``, a tracker's bot ``api_password``) is
+*sealed* by :meth:`KeyRing.seal` and *opened* by :meth:`KeyRing.open`. Nothing else touches key
+material, and no caller can choose a nonce.
+
+Blob format, version 1 (all integers big-endian)::
+
+    offset      size  field
+    0           1     format version, 0x01
+    1           1     L, the length of the key id (1..64)
+    2           L     key id, ASCII ([A-Za-z0-9][A-Za-z0-9._-]*)
+    2+L         12    nonce: 96 fresh random bits from os.urandom for every seal
+    14+L        n     AES-256-GCM ciphertext of the UTF-8 plaintext (n == len(plaintext bytes))
+    14+L+n      16    GCM tag
+
+The GCM associated data is the header (bytes ``0 .. 2+L``) followed by the encoding of an
+:class:`AssociatedData`: the ASCII label ``tokenproviders/aad/v1``, a zero byte, the kind
+(``token`` or ``bot``), a zero byte, then each part as a 2-byte length and its UTF-8 bytes. A
+token's parts are ``(owner, scope, normalized url, field)``; a bot credential's are
+``(tenant, tracker id, field)``. So a blob opens only under the key it names and only at the row
+and field it was sealed for: copied to another row, user, tenant, URL or field, it fails.
+
+Key rings come from (in this order, see :meth:`KeyRing.load`) the ``tokenproviders_keys`` hook
+(a KMS or Vault), the ``TOKENPROVIDERS_KEYS`` environment variable, or a key file that only its
+owner may read (mode 0600). Key file format (JSON)::
+
+    {
+      "format": "tokenproviders-keys",
+      "version": 1,
+      "primary": "20240501-3f9a2c",
+      "keys": [
+        {"id": "20240501-3f9a2c", "key": "<base64 of 32 random bytes>", "created": "2024-05-01T10:00:00+00:00"}
+      ],
+      "retired": ["20230101-00aa11"]
+    }
+
+``primary`` names the key new blobs are sealed with; ``retired`` (optional) lists ids whose keys
+were destroyed, so a blob still naming one fails with a clear "retired" error. The environment
+variable holds either that same JSON or the short form ``id:base64key[,id:base64key...]`` whose
+first key is the primary. Keys are 32 random bytes, never derived from a password or from any
+other application secret.
+
+A key-check value (``HMAC-SHA256(key, "tokenproviders key check v1")``, first 16 bytes) lets a
+store notice a *different* key under a reused id before anything is sealed with it. (The classic
+"encrypt a zero block" check value is not used: for GCM that value is the authentication subkey.)
+
+Create a key file from a shell with ``python -m tokenproviders.crypto generate PATH``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import stat
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
-__all__ = ["KeyMaterial"]
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import ConfigurationError, MissingKeyError, SecretUnreadableError
+from .model import Secret
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+__all__ = [
+    "KeyMaterial",
+    "KeyRing",
+    "AssociatedData",
+    "BLOB_VERSION",
+    "KEY_SIZE",
+    "NONCE_SIZE",
+    "TAG_SIZE",
+    "KEYS_ENV",
+    "KEY_FILE_ENV",
+    "MAX_SECRET_LENGTH",
+    "blob_key_id",
+    "check_key_id",
+]
+
+BLOB_VERSION: Final = 1
+KEY_SIZE: Final = 32
+NONCE_SIZE: Final = 12
+TAG_SIZE: Final = 16
+#: Longest secret accepted, in characters. API tokens are far shorter; this bounds the blobs.
+MAX_SECRET_LENGTH: Final = 64 * 1024
+MAX_KEY_ID_LENGTH: Final = 64
+
+#: Environment variable holding the keys themselves (JSON or ``id:base64,...``).
+KEYS_ENV: Final = "TOKENPROVIDERS_KEYS"
+#: Environment variable naming the key file when ``key_file`` is not given.
+KEY_FILE_ENV: Final = "TOKENPROVIDERS_KEY_FILE"
+
+KEY_FILE_FORMAT: Final = "tokenproviders-keys"
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_AAD_LABEL: Final = b"tokenproviders/aad/v1\x00"
+_CHECK_LABEL: Final = b"tokenproviders key check v1"
+
+CREATE_KEY_HINT: Final = (
+    "create a key file with 'python -m tokenproviders.crypto generate /path/to/keys.json'"
+    " (or KeyRing.generate_key_file(path) in Python), then pass key_file=... or set"
+    f" {KEY_FILE_ENV}=/path/to/keys.json; or put the keys in {KEYS_ENV}, or register a"
+    " tokenproviders_keys plugin that supplies them"
+)
+
+
+def check_key_id(key_id: object) -> str:
+    """Validate a key id (1 to 64 characters of ``A-Z a-z 0-9 . _ -``, starting alphanumeric)."""
+    if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+        shown = repr(key_id) if isinstance(key_id, str) and len(key_id) <= 80 else type(key_id).__name__
+        raise ConfigurationError(
+            f"invalid key id {shown}",
+            hint="use 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+    return key_id
+
+
+def _check_key_bytes(key_id: str, key: object) -> bytes:
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
+        size = len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__
+        raise ConfigurationError(
+            f"key {key_id!r} must be exactly {KEY_SIZE} bytes (AES-256), got {size}",
+            hint="generate a new key with KeyRing.generate_key_file() or KeyRing.add_key()",
+        )
+    return bytes(key)
+
+
+def _new_key_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -15,3 +148,481 @@ class KeyMaterial:
 
     keys: Mapping[str, bytes] = field(repr=False)
     primary: str
+
+
+@dataclass(frozen=True)
+class AssociatedData:
+    """What a blob is bound to: its row identity and field, authenticated but not encrypted.
+
+    Build it with :meth:`for_token` or :meth:`for_bot`; the same values must be given to open
+    the blob as were given to seal it.
+    """
+
+    kind: Literal["token", "bot"]
+    parts: tuple[str, ...]
+
+    @classmethod
+    def for_token(cls, *, owner: str, scope: str, url: str, field: str) -> AssociatedData:
+        """A personal token's field: owner, scope (tenant or ``ALL_TENANTS``), normalized URL."""
+        return cls("token", (owner, scope, url, field))
+
+    @classmethod
+    def for_bot(cls, *, tenant: str, tracker: str, field: str) -> AssociatedData:
+        """A tracker's bot credential field: tenant, tracker id."""
+        return cls("bot", (tenant, tracker, field))
+
+    def encode(self) -> bytes:
+        """The canonical, unambiguous byte encoding (length-prefixed parts)."""
+        out = bytearray(_AAD_LABEL)
+        out += self.kind.encode("ascii")
+        out += b"\x00"
+        for part in self.parts:
+            data = part.encode("utf-8", "surrogatepass")
+            if len(data) > 0xFFFF:
+                raise ConfigurationError("an associated-data part is longer than 65535 bytes")
+            out += len(data).to_bytes(2, "big")
+            out += data
+        return bytes(out)
+
+
+def _header(key_id: str) -> bytes:
+    raw = key_id.encode("ascii")
+    return bytes((BLOB_VERSION, len(raw))) + raw
+
+
+def _unreadable(message: str, key_id: str | None, hint: str | None = None) -> SecretUnreadableError:
+    return SecretUnreadableError(message, key_id=key_id, hint=hint)
+
+
+def blob_key_id(blob: bytes) -> str:
+    """The key id a blob names, without opening it. Raises :class:`SecretUnreadableError` for a
+    blob too malformed to name one."""
+    return _parse(blob)[1]
+
+
+def _parse(blob: bytes) -> tuple[int, str, int]:
+    """Return ``(header length, key id, payload offset)`` of a blob or raise."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise _unreadable(f"a sealed blob must be bytes, not {type(blob).__name__}", None)
+    view = memoryview(blob)
+    if len(view) < 2:
+        raise _unreadable("the sealed blob is truncated (no header)", None)
+    version = view[0]
+    if version != BLOB_VERSION:
+        raise _unreadable(
+            f"the sealed blob has format version {version}, this tokenproviders reads version {BLOB_VERSION}",
+            None,
+            hint="upgrade tokenproviders, or set the credentials again if the blob was damaged",
+        )
+    id_length = view[1]
+    header_length = 2 + id_length
+    if id_length == 0 or id_length > MAX_KEY_ID_LENGTH or len(view) < header_length:
+        raise _unreadable("the sealed blob's header is malformed (bad key id length)", None)
+    try:
+        key_id = bytes(view[2:header_length]).decode("ascii")
+    except UnicodeDecodeError:
+        key_id = ""
+    if not _KEY_ID.match(key_id):
+        raise _unreadable("the sealed blob's header is malformed (the key id is not valid)", None)
+    if len(view) < header_length + NONCE_SIZE + TAG_SIZE:
+        raise _unreadable(f"the blob sealed under key {key_id!r} is truncated", key_id)
+    return header_length, key_id, header_length + NONCE_SIZE
+
+
+class KeyRing:
+    """The keys that seal and open secrets: one primary key for sealing, older keys for opening.
+
+    Build one with :meth:`load`, :meth:`from_key_file`, :meth:`from_env`,
+    :meth:`generate_key_file` or ``KeyRing({"id": key_bytes}, primary="id")``. Its ``repr``
+    names key ids only; it cannot be pickled.
+    """
+
+    __slots__ = ("_ciphers", "_keys", "_primary", "_retired", "source")
+
+    def __init__(
+        self,
+        keys: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+        primary: str,
+        *,
+        retired: Iterable[str] = (),
+        source: str = "memory",
+    ) -> None:
+        pairs = list(keys.items()) if isinstance(keys, Mapping) else list(keys)
+        self._keys: dict[str, bytes] = {}
+        self._ciphers: dict[str, AESGCM] = {}
+        self._retired: set[str] = set()
+        #: Where the keys came from (``memory``, ``env``, ``key file PATH``, ``plugin``): for messages.
+        self.source = source
+        for key_id, key in pairs:
+            check_key_id(key_id)
+            if key_id in self._keys:
+                raise ConfigurationError(
+                    f"key id {key_id!r} appears twice in the key ring ({source})",
+                    hint="give every key its own id; remove or rename the duplicate",
+                )
+            self._keys[key_id] = _check_key_bytes(key_id, key)
+            self._ciphers[key_id] = AESGCM(self._keys[key_id])
+        for key_id in retired:
+            check_key_id(key_id)
+            if key_id in self._keys:
+                raise ConfigurationError(
+                    f"key {key_id!r} is listed as retired but its key is still in the key ring ({source})",
+                    hint="delete the retired key's entry, or remove it from the retired list",
+                )
+            self._retired.add(key_id)
+        if not self._keys:
+            raise MissingKeyError(f"the key ring from {source} has no keys", hint=CREATE_KEY_HINT)
+        check_key_id(primary)
+        if primary not in self._keys:
+            raise ConfigurationError(
+                f"the primary key {primary!r} is not among the keys of the key ring ({source};"
+                f" keys: {', '.join(sorted(self._keys))})",
+                hint="set 'primary' to the id of one of the keys",
+            )
+        self._primary = primary
+
+    # -- inspection --------------------------------------------------------------------
+    @property
+    def primary_id(self) -> str:
+        """The id of the key new blobs are sealed with."""
+        return self._primary
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Ids of the keys held (primary first, then sorted)."""
+        return (self._primary, *sorted(k for k in self._keys if k != self._primary))
+
+    @property
+    def retired_ids(self) -> frozenset[str]:
+        """Ids of keys known to be retired (destroyed): blobs naming them cannot be opened."""
+        return frozenset(self._retired)
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._keys
+
+    def __repr__(self) -> str:
+        return f"KeyRing(primary={self._primary!r}, key_ids={list(self.key_ids)!r}, source={self.source!r})"
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("a KeyRing cannot be pickled; load it where it is used")
+
+    def check_value(self, key_id: str) -> bytes:
+        """The key-check value of ``key_id``: 16 bytes that identify the key without revealing it."""
+        key = self._keys.get(key_id)
+        if key is None:
+            raise self._missing(key_id)
+        return hmac.new(key, _CHECK_LABEL, hashlib.sha256).digest()[:16]
+
+    # -- changing the ring -------------------------------------------------------------
+    def add_key(self, key_id: str | None = None, key: bytes | None = None, *, primary: bool = True) -> str:
+        """Add a key (32 fresh random bytes unless ``key`` is given) and return its id.
+
+        With ``primary=True`` (the default) it becomes the key new blobs are sealed with; run
+        the store's rotation afterwards to re-seal older rows. Persist the ring with
+        :meth:`write_key_file`.
+        """
+        key_id = check_key_id(key_id) if key_id is not None else _new_key_id()
+        if key_id in self._keys or key_id in self._retired:
+            raise ConfigurationError(
+                f"key id {key_id!r} is already used in this key ring",
+                hint="choose a new id; never reuse the id of another (even retired) key",
+            )
+        material = _check_key_bytes(key_id, key if key is not None else os.urandom(KEY_SIZE))
+        self._keys[key_id] = material
+        self._ciphers[key_id] = AESGCM(material)
+        if primary:
+            self._primary = key_id
+        return key_id
+
+    def set_primary(self, key_id: str) -> None:
+        """Make an existing key the one new blobs are sealed with."""
+        if key_id not in self._keys:
+            raise self._missing(key_id)
+        self._primary = key_id
+
+    def retire(self, key_id: str) -> None:
+        """Forget a key's material and remember its id as retired (the primary cannot be).
+
+        Use a store's ``retire_key`` instead: it first checks that no row still uses the key.
+        """
+        if key_id == self._primary:
+            raise ConfigurationError(
+                f"key {key_id!r} is the primary key and cannot be retired",
+                hint="add a new primary key and rotate first",
+            )
+        check_key_id(key_id)
+        self._keys.pop(key_id, None)
+        self._ciphers.pop(key_id, None)
+        self._retired.add(key_id)
+
+    # -- sealing -----------------------------------------------------------------------
+    def seal(self, plaintext: str | Secret, aad: AssociatedData) -> bytes:
+        """Seal ``plaintext`` under the primary key with a fresh random nonce, bound to ``aad``.
+
+        Pass the :class:`Secret` itself where you have one: the value is revealed only inside
+        the encryption call.
+        """
+        if isinstance(plaintext, str):
+            # Rebind at once so no local of this frame holds the plain value if anything below raises.
+            plaintext = Secret(plaintext)
+        if not isinstance(plaintext, Secret):
+            raise TypeError(f"seal() takes a str or Secret, not {type(plaintext).__name__}")
+        if not isinstance(aad, AssociatedData):
+            raise TypeError("seal() needs an AssociatedData binding the blob to its row")
+        if len(plaintext.reveal()) > MAX_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"a secret may be at most {MAX_SECRET_LENGTH} characters long",
+                hint="check that the right value was given",
+            )
+        header = _header(self._primary)
+        nonce = os.urandom(NONCE_SIZE)
+        sealed = self._ciphers[self._primary].encrypt(
+            nonce, plaintext.reveal().encode("utf-8", "surrogatepass"), header + aad.encode()
+        )
+        return header + nonce + sealed
+
+    def open_secret(self, blob: bytes, aad: AssociatedData) -> Secret:
+        """Open a blob sealed for ``aad`` and return its value as a :class:`Secret`.
+
+        Raises :class:`SecretUnreadableError` naming at most the key id when the key is unknown,
+        retired or different, or the blob was altered, truncated, extended or moved.
+        """
+        header_length, key_id, payload = _parse(blob)
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise self._missing(key_id)
+        view = memoryview(blob)
+        try:
+            return Secret(
+                cipher.decrypt(
+                    view[header_length:payload], view[payload:], bytes(view[:header_length]) + aad.encode()
+                ).decode("utf-8", "surrogatepass")
+            )
+        except InvalidTag:
+            raise _unreadable(
+                f"the secret sealed under key {key_id!r} cannot be opened: the key under that id is"
+                " a different key, or the blob was altered or copied from another row or field",
+                key_id,
+                hint=f"load the key ring that holds the original key {key_id!r}, or set the credentials again",
+            ) from None
+
+    def open(self, blob: bytes, aad: AssociatedData) -> str:
+        """Open a blob and return the plain string (prefer :meth:`open_secret`)."""
+        return self.open_secret(blob, aad).reveal()
+
+    def _missing(self, key_id: str) -> SecretUnreadableError:
+        if key_id in self._retired:
+            return _unreadable(
+                f"key {key_id!r} was retired; secrets sealed under it can no longer be opened",
+                key_id,
+                hint="set those credentials again (they are sealed under the primary key then)",
+            )
+        return _unreadable(
+            f"key {key_id!r} is not in the key ring ({self.source})",
+            key_id,
+            hint=f"add the key with id {key_id!r} to the key ring, or set the credentials again",
+        )
+
+    # -- loading -----------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        *,
+        key_file: str | os.PathLike[str] | None = None,
+        plugins: Plugins | None = None,
+        env: Mapping[str, str] = os.environ,
+    ) -> KeyRing:
+        """The key ring from, in order: the ``tokenproviders_keys`` hook of ``plugins``, the
+        ``TOKENPROVIDERS_KEYS`` variable of ``env``, ``key_file`` (or the file named by
+        ``TOKENPROVIDERS_KEY_FILE``). Raises :class:`MissingKeyError` if none supplies keys."""
+        if plugins is not None:
+            material = plugins.hook.tokenproviders_keys()
+            if material is not None:
+                return cls.from_material(material, source="plugin")
+        if env.get(KEYS_ENV, "").strip():
+            return cls.from_env(KEYS_ENV, env=env)
+        path = key_file if key_file is not None else (env.get(KEY_FILE_ENV) or None)
+        if path is not None:
+            return cls.from_key_file(path)
+        raise MissingKeyError("no encryption key is configured, so no secret can be stored or read",
+                              hint=CREATE_KEY_HINT)
+
+    @classmethod
+    def from_material(cls, material: KeyMaterial, *, source: str = "plugin") -> KeyRing:
+        """A key ring from what a ``tokenproviders_keys`` provider returned."""
+        if not isinstance(material, KeyMaterial):
+            raise ConfigurationError(
+                f"a tokenproviders_keys provider returned {type(material).__name__}, not KeyMaterial or None"
+            )
+        return cls(material.keys, material.primary, source=source)
+
+    @classmethod
+    def from_env(cls, var: str = KEYS_ENV, *, env: Mapping[str, str] = os.environ) -> KeyRing:
+        """Keys from an environment variable: the key-file JSON, or ``id:base64[,id:base64...]``
+        (the first key is the primary)."""
+        value = env.get(var, "").strip()
+        source = f"environment variable {var}"
+        if not value:
+            raise MissingKeyError(f"{source} is not set or empty", hint=CREATE_KEY_HINT)
+        if value.startswith("{"):
+            return cls._from_document(_load_json(value, source), source)
+        pairs: list[tuple[str, bytes]] = []
+        for item in value.split(","):
+            key_id, sep, encoded = item.strip().partition(":")
+            if not sep:
+                raise ConfigurationError(
+                    f"{source} must be JSON or 'id:base64key[,id:base64key...]'",
+                    hint="see the tokenproviders.crypto documentation for the format",
+                )
+            pairs.append((check_key_id(key_id.strip()), _decode_key(key_id.strip(), encoded.strip(), source)))
+        return cls(pairs, pairs[0][0], source=source)
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str]) -> KeyRing:
+        """Keys from a JSON key file that only its owner may read or write (mode 0600)."""
+        file = Path(path)
+        source = f"key file {str(file)!r}"
+        try:
+            fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise MissingKeyError(f"the {source} does not exist", hint=CREATE_KEY_HINT) from None
+        except OSError as exc:
+            raise ConfigurationError(f"the {source} cannot be opened ({exc.strerror})") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if os.name == "posix" and info.st_mode & 0o077:
+                raise ConfigurationError(
+                    f"the {source} is readable or writable by group or others"
+                    f" (mode {stat.S_IMODE(info.st_mode):04o}), so it is not used",
+                    hint=f"restrict it to its owner: chmod 600 {file}",
+                )
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigurationError(f"the {source} is not a regular file")
+            data = handle.read(1024 * 1024)
+        return cls._from_document(_load_json(data.decode("utf-8", "replace"), source), source)
+
+    @classmethod
+    def _from_document(cls, document: Any, source: str) -> KeyRing:
+        if not isinstance(document, dict) or document.get("format", KEY_FILE_FORMAT) != KEY_FILE_FORMAT:
+            raise ConfigurationError(f"the {source} is not a tokenproviders key file")
+        if document.get("version", 1) != 1:
+            raise ConfigurationError(
+                f"the {source} has format version {document.get('version')!r}; this tokenproviders reads version 1",
+                hint="upgrade tokenproviders",
+            )
+        entries = document.get("keys")
+        if not isinstance(entries, list) or not entries:
+            raise MissingKeyError(f"the {source} lists no keys", hint=CREATE_KEY_HINT)
+        pairs: list[tuple[str, bytes]] = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise ConfigurationError(f"every entry of 'keys' in the {source} needs an 'id' and a base64 'key'")
+            key_id = check_key_id(entry.get("id"))
+            pairs.append((key_id, _decode_key(key_id, entry["key"], source)))
+        primary = document.get("primary", pairs[0][0])
+        retired = document.get("retired", [])
+        if not isinstance(retired, list):
+            raise ConfigurationError(f"'retired' in the {source} must be a list of key ids")
+        return cls(pairs, check_key_id(primary), retired=retired, source=source)
+
+    def to_document(self) -> dict[str, Any]:
+        """The key-file JSON document of this ring (holds key material: write it only with
+        :meth:`write_key_file`)."""
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return {
+            "format": KEY_FILE_FORMAT,
+            "version": 1,
+            "primary": self._primary,
+            "keys": [
+                {"id": key_id, "key": base64.b64encode(self._keys[key_id]).decode("ascii"), "created": created}
+                for key_id in self.key_ids
+            ],
+            "retired": sorted(self._retired),
+        }
+
+    def write_key_file(self, path: str | os.PathLike[str], *, replace: bool = False) -> None:
+        """Write the ring as a 0600 key file. Refuses to overwrite unless ``replace=True``,
+        in which case the new file atomically replaces the old one."""
+        file = Path(path)
+        data = (json.dumps(self.to_document(), indent=2) + "\n").encode("ascii")
+        if not replace:
+            try:
+                fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                raise ConfigurationError(
+                    f"the key file {str(file)!r} already exists and is not overwritten",
+                    hint="choose another path; overwriting a key file destroys the keys that open your data",
+                ) from None
+            _write_all(fd, data)
+            return
+        temp = file.with_name(f".{file.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, data)
+            os.replace(temp, file)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def generate(cls, key_id: str | None = None) -> KeyRing:
+        """A new in-memory ring with one fresh random key (persist it with :meth:`write_key_file`)."""
+        key_id = check_key_id(key_id) if key_id is not None else _new_key_id()
+        return cls({key_id: os.urandom(KEY_SIZE)}, key_id, source="generated")
+
+    @classmethod
+    def generate_key_file(cls, path: str | os.PathLike[str], *, key_id: str | None = None) -> KeyRing:
+        """Create a key file (mode 0600) holding one fresh random key and return its ring.
+
+        Refuses to overwrite an existing file.
+        """
+        ring = cls.generate(key_id)
+        ring.write_key_file(path)
+        ring.source = f"key file {str(Path(path))!r}"
+        return ring
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        # The parser's message can quote the text around the error, i.e. key material.
+        raise ConfigurationError(f"the {source} is not valid JSON") from None
+
+
+def _decode_key(key_id: str, encoded: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"key {key_id!r} in the {source} is not valid base64") from None
+    return _check_key_bytes(key_id, key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tokenproviders.crypto generate PATH``: create a 0600 key file."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "generate":
+        print("usage: python -m tokenproviders.crypto generate PATH", file=sys.stderr)
+        return 2
+    try:
+        ring = KeyRing.generate_key_file(args[1])
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {args[1]} (mode 0600) with key {ring.primary_id!r}; keep a backup of it somewhere safe")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

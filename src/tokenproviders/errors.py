@@ -12,6 +12,9 @@ from __future__ import annotations
 __all__ = [
     "TokenProvidersError",
     "ConfigurationError",
+    "MissingKeyError",
+    "KeyMismatchError",
+    "KeyInUseError",
     "InvalidURLError",
     "InvalidInputError",
     "NotAuthorizedError",
@@ -50,6 +53,33 @@ class ConfigurationError(TokenProvidersError):
     """The library was configured inconsistently (missing key, bad policy, bad settings)."""
 
     default_hint = "fix the configuration named in this message"
+
+
+class MissingKeyError(ConfigurationError):
+    """No encryption key is configured, so nothing can be stored or read.
+
+    The hint says exactly how to create a key. A key is never derived from another secret.
+    """
+
+    default_hint = (
+        "create a key file with 'python -m tokenproviders.crypto generate /path/to/keys.json'"
+        " and pass key_file=... or set TOKENPROVIDERS_KEY_FILE"
+    )
+
+
+class KeyMismatchError(ConfigurationError):
+    """A key in the key ring is not the key a store recorded under the same id.
+
+    Its key-check value differs: another key was given a reused id. Nothing is sealed with it.
+    """
+
+    default_hint = "load the key ring that holds the original key under that id, and give new keys new ids"
+
+
+class KeyInUseError(ConfigurationError):
+    """A key cannot be retired while stored rows are still sealed under it."""
+
+    default_hint = "rotate first (re-seal every row under the primary key), then retire the key"
 
 
 class InvalidInputError(TokenProvidersError, ValueError):

@@ -1,42 +1,94 @@
-"""An in-memory token store: fast, thread-safe, gone when the process ends."""
+"""An in-memory token store: fast, thread-safe, gone when the process ends.
+
+Given a key ring (``MemoryTokenStore(keyring=...)``) it seals every secret exactly as the SQLite
+store does (same blob format, same associated data) and opens only the winner of a lookup. Without
+one it keeps the :class:`~tokenproviders.model.Secret` objects as they are: that mode exists for
+unit tests and throw-away processes, where a key would add nothing; nothing is ever written
+anywhere in either mode.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..model import Credentials, PersonalToken, TokenInfo
+from ..errors import SecretUnreadableError
+from ..model import Credentials, PersonalToken, Secret, TokenInfo
+
+if TYPE_CHECKING:
+    from ..crypto import AssociatedData, KeyRing
 
 __all__ = ["MemoryTokenStore"]
 
 _Key = tuple[str, str, str]
 
 
-class MemoryTokenStore:
-    """A :class:`~tokenproviders.stores.TokenStore` held in a dict keyed by (owner, url, scope)."""
+def _token_aad(owner: str, scope: str, url: str) -> AssociatedData:
+    # Imported here: the key ring (and cryptography) load only when sealing is used.
+    from ..crypto import AssociatedData
 
-    def __init__(self) -> None:
+    return AssociatedData.for_token(owner=owner, scope=scope, url=url, field="api_password")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: TokenInfo
+    sealed: bytes | None = None
+    secret: Secret | None = None
+
+
+class MemoryTokenStore:
+    """A :class:`~tokenproviders.stores.TokenStore` held in a dict keyed by (owner, url, scope).
+
+    :param keyring: seal secrets with it (recommended outside tests); ``None`` keeps them as
+        unsealed :class:`Secret` objects in memory.
+    """
+
+    def __init__(self, *, keyring: KeyRing | None = None) -> None:
         self._lock = threading.Lock()
-        self._tokens: dict[_Key, PersonalToken] = {}
+        self._tokens: dict[_Key, _Entry] = {}
         self._ids = itertools.count(1)
         self._key_of: dict[int, _Key] = {}
+        self.keyring = keyring
 
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def __repr__(self) -> str:
+        sealing = f"sealed with key {self.keyring.primary_id!r}" if self.keyring else "unsealed"
+        return f"MemoryTokenStore({len(self._tokens)} tokens, {sealing})"
+
+    def _opened(self, entry: _Entry) -> PersonalToken:
+        info = entry.info
+        if entry.sealed is not None:
+            assert self.keyring is not None  # only a store with a key ring seals
+            try:
+                secret = self.keyring.open_secret(entry.sealed, _token_aad(info.owner, info.scope, info.url))
+            except SecretUnreadableError as exc:
+                raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=info) from None
+        else:
+            assert entry.secret is not None
+            secret = entry.secret
+        return PersonalToken(
+            **{name: getattr(info, name) for name in info.__dataclass_fields__},
+            credentials=Credentials(secret, info.api_username),
+        )
+
     def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> PersonalToken | None:
         tokens = self._tokens
         for url, scope in candidates:
-            token = tokens.get((owner, url, scope))
-            if token is not None:
-                return token
+            entry = tokens.get((owner, url, scope))
+            if entry is not None:
+                return self._opened(entry)
         return None
 
     def get(self, owner: str, url: str, scope: str) -> PersonalToken | None:
-        return self._tokens.get((owner, url, scope))
+        entry = self._tokens.get((owner, url, scope))
+        return self._opened(entry) if entry is not None else None
 
     def put(
         self,
@@ -50,45 +102,52 @@ class MemoryTokenStore:
         now: datetime,
     ) -> TokenInfo:
         key = (owner, url, scope)
+        sealed: bytes | None = None
+        if self.keyring is not None:
+            sealed = self.keyring.seal(credentials.api_password, _token_aad(owner, scope, url))
         with self._lock:
             old = self._tokens.get(key)
-            token = PersonalToken(
+            previous = old.info if old else None
+            info = TokenInfo(
                 owner=owner,
                 url=url,
                 scope=scope,
-                id=old.id if old else next(self._ids),
+                id=previous.id if previous else next(self._ids),
                 label=label,
                 expires_at=expires_at,
-                created_at=old.created_at if old else now,
+                created_at=previous.created_at if previous else now,
                 updated_at=now,
-                last_used_at=old.last_used_at if old else None,
-                version=old.version + 1 if old else 1,
+                last_used_at=previous.last_used_at if previous else None,
+                version=previous.version + 1 if previous else 1,
+                key_id=self.keyring.primary_id if self.keyring is not None else None,
                 api_username=credentials.api_username,
-                credentials=credentials,
             )
-            self._tokens[key] = token
-            assert token.id is not None
-            self._key_of[token.id] = key
-        return token.info()
+            if sealed is not None:
+                self._tokens[key] = _Entry(info, sealed=sealed)
+            else:
+                self._tokens[key] = _Entry(info, secret=credentials.api_password)
+            assert info.id is not None
+            self._key_of[info.id] = key
+        return info
 
     def delete(self, owner: str, url: str, scope: str) -> TokenInfo | None:
         with self._lock:
-            token = self._tokens.pop((owner, url, scope), None)
-            if token is not None and token.id is not None:
-                self._key_of.pop(token.id, None)
-        return token.info() if token else None
+            entry = self._tokens.pop((owner, url, scope), None)
+            if entry is not None and entry.info.id is not None:
+                self._key_of.pop(entry.info.id, None)
+        return entry.info if entry else None
 
     def list(self, owner: str | None = None) -> list[TokenInfo]:
         with self._lock:
-            tokens = list(self._tokens.values())
+            entries = list(self._tokens.values())
         return sorted(
-            (t.info() for t in tokens if owner is None or t.owner == owner),
+            (e.info for e in entries if owner is None or e.info.owner == owner),
             key=lambda t: (t.owner, t.url, t.scope),
         )
 
     def mark_used(self, token_id: int, when: datetime) -> None:
         with self._lock:
             key = self._key_of.get(token_id)
-            token = self._tokens.get(key) if key else None
-            if key is not None and token is not None:
-                self._tokens[key] = dataclasses.replace(token, last_used_at=when)
+            entry = self._tokens.get(key) if key else None
+            if key is not None and entry is not None:
+                self._tokens[key] = replace(entry, info=replace(entry.info, last_used_at=when))

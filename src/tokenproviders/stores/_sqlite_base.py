@@ -1,0 +1,407 @@
+"""The shared core of the SQLite database: connection, transactions, schema and migrations.
+
+One :class:`SQLiteCore` owns one ``sqlite3`` connection (WAL mode, a busy timeout, foreign keys,
+``secure_delete``) and the lock that serializes its use between threads. Every change runs in
+one ``BEGIN IMMEDIATE`` transaction, retried while another process holds the write lock, so a
+caller never sees "database is locked" (after ``lock_wait`` seconds it gets a
+:class:`~tokenproviders.errors.StoreError` that says so in our words).
+
+It also owns a small write-behind buffer for what the resolve path records (audit entries and
+tokens' last-used times), flushed in one transaction when it holds ``flush_size`` items or its
+oldest item is ``flush_interval`` seconds old, and on ``query``, ``list`` and ``close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from ..crypto import KeyRing
+from ..errors import ConfigurationError, InvalidInputError, MissingKeyError, StoreError
+
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "SQLiteCore", "to_db_time", "from_db_time", "utc_now"]
+
+logger = logging.getLogger("tokenproviders.stores.sqlite")
+
+#: The schema version this code writes; ``PRAGMA user_version`` holds the database's.
+SCHEMA_VERSION: Final = 1
+
+#: ``MIGRATIONS[n]`` takes a database from version ``n - 1`` to ``n``. Append, never edit.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        # Keys the database has seen, with their key-check values (see tokenproviders.crypto).
+        """CREATE TABLE keys (
+            key_id TEXT PRIMARY KEY,
+            check_value BLOB NOT NULL,
+            added_at TEXT NOT NULL,
+            retired_at TEXT
+        )""",
+        """CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            owner TEXT NOT NULL,
+            url TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            expires_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_used_at TEXT,
+            version INTEGER NOT NULL DEFAULT 1,
+            key_id TEXT NOT NULL,
+            api_username TEXT,
+            secret BLOB NOT NULL,
+            UNIQUE (owner, url, scope)
+        )""",
+        "CREATE INDEX tokens_by_key ON tokens (key_id, id)",
+        """CREATE TABLE tenants (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE members (
+            user TEXT NOT NULL,
+            tenant TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (user, tenant)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX members_by_tenant ON members (tenant, user)",
+        """CREATE TABLE trackers (
+            row_id INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            base_url TEXT NOT NULL,
+            api_url TEXT,
+            name TEXT NOT NULL,
+            options TEXT NOT NULL DEFAULT '{}',
+            verify_tls INTEGER NOT NULL DEFAULT 1,
+            ca_bundle TEXT,
+            bot_username TEXT,
+            bot_secret BLOB,
+            key_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (tenant, id),
+            CHECK ((bot_secret IS NULL) = (key_id IS NULL))
+        )""",
+        "CREATE INDEX trackers_by_key ON trackers (key_id, row_id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            user TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            tracker TEXT NOT NULL,
+            source TEXT NOT NULL,
+            token_id INTEGER,
+            scope TEXT,
+            matched_url TEXT,
+            fallback_from TEXT
+        )""",
+        "CREATE INDEX audit_by_time ON audit (at)",
+        "CREATE INDEX audit_by_user ON audit (user, id)",
+    ),
+}
+
+#: Tables in a stable order, with the column they are ordered by in dumps.
+TABLES: Final = (
+    ("keys", "key_id"),
+    ("tenants", "id"),
+    ("members", "user, tenant"),
+    ("trackers", "row_id"),
+    ("tokens", "id"),
+    ("audit", "id"),
+)
+
+_MIN_SQLITE = (3, 24, 0)  # UPSERT
+#: At most this many audit entries wait in memory while the database cannot be written.
+MAX_PENDING: Final = 100_000
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_db_time(value: datetime) -> str:
+    """A timezone-aware datetime as fixed-width UTC ISO text (sorts chronologically)."""
+    if value.tzinfo is None:
+        raise InvalidInputError("datetimes must be timezone-aware", hint="use datetime(..., tzinfo=timezone.utc)")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+class SQLiteCore:
+    """The connection, lock, key ring, clock and write-behind buffer the parts share."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        keyring: KeyRing,
+        *,
+        busy_timeout: float = 5.0,
+        lock_wait: float | None = None,
+        synchronous: str = "FULL",
+        clock: Callable[[], datetime] = utc_now,
+        flush_size: int = 256,
+        flush_interval: float = 1.0,
+    ) -> None:
+        if not isinstance(keyring, KeyRing):
+            raise MissingKeyError(
+                "the SQLite token database needs a KeyRing; nothing is stored without a key",
+            )
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} is too old; the token database needs 3.24 or newer",
+                hint="use a Python built against a newer SQLite",
+            )
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigurationError("synchronous must be FULL, NORMAL or EXTRA")
+        if busy_timeout <= 0:
+            raise ConfigurationError("busy_timeout must be positive (seconds)")
+        self.path = str(path)
+        self.keyring = keyring
+        self.clock = clock
+        self.busy_timeout = busy_timeout
+        self.lock_wait = lock_wait if lock_wait is not None else max(30.0, 6 * busy_timeout)
+        self.flush_size = flush_size
+        self.flush_interval = flush_interval
+        self.lock = threading.RLock()
+        self.closed = False
+        self.pending_audit: list[tuple[Any, ...]] = []
+        self.pending_used: dict[int, str] = {}
+        self._pending_since: float | None = None
+        self.before_flush: list[Callable[[sqlite3.Connection], object]] = []
+        self._create_file()
+        try:
+            self.conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # guarded by self.lock
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the token database {self.path!r} ({exc})") from None
+        try:
+            self._configure(synchronous.upper())
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------
+    def _create_file(self) -> None:
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            return
+        file = Path(self.path)
+        try:
+            # The file holds only sealed secrets, but its metadata is nobody else's business.
+            os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create the token database {self.path!r} ({exc.strerror})") from None
+
+    def _configure(self, synchronous: str) -> None:
+        def setup() -> None:
+            conn = self.conn
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() not in ("wal", "memory"):
+                raise StoreError(f"the token database {self.path!r} cannot use WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+
+        self._retry(setup, "open")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.read_one("PRAGMA user_version")[0])
+
+    def _migrate(self) -> None:
+        if self._checked_version() == SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            version = self._checked_version()
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                logger.info("migrating the token database %s to schema version %d", self.path, step)
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step}")
+
+    def _checked_version(self) -> int:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the token database {self.path!r} has schema version {version}, newer than the"
+                f" {SCHEMA_VERSION} this tokenproviders knows",
+                hint="upgrade tokenproviders to the version that wrote this database",
+            )
+        return version
+
+    # -- running statements --------------------------------------------------------------
+    def _error(self, exc: sqlite3.Error, what: str) -> StoreError:
+        if _is_busy(exc):
+            return StoreError(
+                f"the token database {self.path!r} stayed locked by another process for more than"
+                f" {self.lock_wait:g} s while trying to {what}",
+                hint="find the process holding a long write transaction, or raise lock_wait",
+            )
+        # sqlite3 messages name tables and columns, never bound values.
+        return StoreError(f"the token database {self.path!r} failed to {what}: {exc}")
+
+    def _retry(self, action: Callable[[], Any], what: str) -> Any:
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.001
+        while True:
+            try:
+                return action()
+            except sqlite3.Error as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise self._error(exc, what) from None
+            # SQLite's own busy handler already waited; back off a little more with jitter.
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.05)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError(f"the token database {self.path!r} is closed")
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a query outside any write transaction and return all rows."""
+        with self.lock:
+            self._check_open()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    raise self._error(exc, "read") from None
+            result: list[Any] = self._retry(lambda: self.conn.execute(sql, params).fetchall(), "read")
+            return result
+
+    def read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.read(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the block raises."""
+        with self.lock:
+            self._check_open()
+            conn = self.conn
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"), "start a write transaction")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                self._retry(lambda: conn.execute("COMMIT"), "commit")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def write(self, action: Callable[[sqlite3.Connection], Any], what: str) -> Any:
+        """Run ``action`` in one write transaction, mapping SQLite errors onto StoreError."""
+        try:
+            with self.transaction() as conn:
+                return action(conn)
+        except sqlite3.Error as exc:
+            raise self._error(exc, what) from None
+
+    def data_version(self) -> int:
+        """Changes when another connection commits (see ``PRAGMA data_version``)."""
+        return int(self.read_one("PRAGMA data_version")[0])
+
+    # -- write-behind buffer -------------------------------------------------------------
+    def buffer_audit(self, row: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.pending_audit.append(row)
+            self._after_buffering()
+
+    def buffer_used(self, token_id: int, when: str) -> None:
+        with self.lock:
+            previous = self.pending_used.get(token_id)
+            if previous is None or previous < when:
+                self.pending_used[token_id] = when
+            self._after_buffering()
+
+    def _after_buffering(self) -> None:
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        if (
+            len(self.pending_audit) + len(self.pending_used) >= self.flush_size
+            or now - self._pending_since >= self.flush_interval
+        ):
+            try:
+                self.flush()
+            except StoreError as exc:
+                # Recording must not fail a resolution; keep the entries for the next flush,
+                # within bounds.
+                logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
+                excess = len(self.pending_audit) - MAX_PENDING
+                if excess > 0:
+                    del self.pending_audit[:excess]
+                    logger.error("dropped %d audit entries that could not be written", excess)
+
+    def flush(self) -> None:
+        """Write buffered audit entries and last-used times now, in one transaction."""
+        with self.lock:
+            if not self.pending_audit and not self.pending_used:
+                self._pending_since = None
+                return
+            audit, used = self.pending_audit, self.pending_used
+
+            def run(conn: sqlite3.Connection) -> None:
+                if audit:
+                    conn.executemany(
+                        "INSERT INTO audit (at, user, tenant, tracker, source, token_id, scope,"
+                        " matched_url, fallback_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        audit,
+                    )
+                if used:
+                    conn.executemany(
+                        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
+                        " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                        [(when, token_id) for token_id, when in used.items()],
+                    )
+                for hook in self.before_flush:
+                    hook(conn)
+
+            self.write(run, "record audit entries and last-used times")
+            self.pending_audit, self.pending_used = [], {}
+            self._pending_since = None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self.closed = True
+                self.conn.close()
+
+
+def retention_cutoff(now: datetime, age: timedelta | None) -> str | None:
+    return to_db_time(now - age) if age is not None else None

@@ -1,0 +1,657 @@
+"""The embedded default store: personal tokens, a directory and an audit trail in one SQLite file.
+
+::
+
+    from tokenproviders import Resolver
+    from tokenproviders.crypto import KeyRing
+    from tokenproviders.stores.sqlite import SQLiteDatabase
+
+    with SQLiteDatabase("tokens.db", KeyRing.load(key_file="keys.json")) as db:
+        resolver = Resolver(directory=db.directory, store=db.tokens)
+        resolver.plugins.register(db.audit.observer())
+        ...
+
+:class:`SQLiteDatabase` opens (and creates, mode 0600, or migrates) the file and exposes
+``.tokens`` (a :class:`SQLiteTokenStore`, the :class:`~tokenproviders.stores.TokenStore`),
+``.directory`` (a :class:`~tokenproviders.stores.sqlite_directory.SQLiteDirectory`) and
+``.audit`` (an :class:`~tokenproviders.stores.audit.AuditLog`), plus key management: ``rotate``,
+``key_status``, ``retire_key`` and ``check_keys``. Every secret in it is sealed by the key ring
+(:mod:`tokenproviders.crypto`); the file never holds one in the clear.
+
+The schema (``PRAGMA user_version`` is its version; ``dump()`` returns the same rows)::
+
+    keys(key_id, check_value, added_at, retired_at)
+    tokens(id, owner, url, scope, label, expires_at, created_at, updated_at, last_used_at,
+           version, key_id, api_username, secret)            UNIQUE (owner, url, scope)
+    tenants(id, name, created_at)
+    members(user, tenant, added_at)                         PRIMARY KEY (user, tenant)
+    trackers(row_id, tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle,
+             bot_username, bot_secret, key_id, created_at, updated_at)   UNIQUE (tenant, id)
+    audit(id, at, user, tenant, tracker, source, token_id, scope, matched_url, fallback_from)
+
+Times are UTC ISO-8601 text with microseconds. ``secret`` and ``bot_secret`` are sealed blobs.
+To compare a database before and after an operation from a shell:
+``sqlite3 tokens.db .dump`` (or ``SQLiteDatabase.dump()`` in Python).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final
+
+from ..crypto import AssociatedData, KeyRing
+from ..errors import (
+    ConfigurationError,
+    InvalidInputError,
+    KeyInUseError,
+    KeyMismatchError,
+    SecretUnreadableError,
+    StoreError,
+)
+from ..model import Credentials, PersonalToken, TokenInfo
+from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, from_db_time, to_db_time, utc_now
+from .audit import AuditEntry, AuditLog
+from .sqlite_directory import SQLiteDirectory
+
+__all__ = [
+    "SQLiteDatabase",
+    "SQLiteTokenStore",
+    "SQLiteDirectory",
+    "AuditLog",
+    "AuditEntry",
+    "RotationProgress",
+    "RotationReport",
+    "SCHEMA_VERSION",
+]
+
+logger = logging.getLogger("tokenproviders.stores.sqlite")
+
+#: The one token field that is sealed; ``api_username`` is metadata that listings show.
+SECRET_FIELD: Final = "api_password"
+
+_COLUMNS: Final = (
+    "owner, url, scope, id, label, expires_at, created_at, updated_at, last_used_at, version, key_id, api_username"
+)
+
+
+def _info(row: Sequence[Any]) -> TokenInfo:
+    # Positional, in TokenInfo's field order: this is on the resolve path.
+    return TokenInfo(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        from_db_time(row[5]),
+        from_db_time(row[6]),
+        from_db_time(row[7]),
+        from_db_time(row[8]),
+        row[9],
+        row[10],
+        row[11],
+    )
+
+
+def token_aad(owner: str, scope: str, url: str) -> AssociatedData:
+    """What a personal token's sealed ``api_password`` is bound to."""
+    return AssociatedData("token", (owner, scope, url, SECRET_FIELD))
+
+
+class SQLiteTokenStore:
+    """Personal tokens in SQLite: a :class:`~tokenproviders.stores.TokenStore`.
+
+    ``lookup`` runs one indexed query over the candidates and opens only the winner's secret.
+    ``mark_used`` is buffered (see :meth:`SQLiteDatabase.flush`). Obtain it as
+    ``SQLiteDatabase(...).tokens``.
+    """
+
+    def __init__(self, core: SQLiteCore) -> None:
+        self._core = core
+        self._lookup_sql: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        return f"SQLiteTokenStore({self._core.path!r})"
+
+    def __len__(self) -> int:
+        return int(self._core.read_one("SELECT count(*) FROM tokens")[0])
+
+    # -- reading -------------------------------------------------------------------------
+    def _sql_for(self, count: int) -> str:
+        sql = self._lookup_sql.get(count)
+        if sql is None:
+            terms = " OR ".join(["(url = ? AND scope = ?)"] * count)
+            sql = f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND ({terms})"  # noqa: S608 - constant SQL, values bound
+            self._lookup_sql[count] = sql
+        return sql
+
+    def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> PersonalToken | None:
+        if not candidates:
+            return None
+        params: list[str] = [owner]
+        for url, scope in candidates:
+            params.append(url)
+            params.append(scope)
+        rows = self._core.read(self._sql_for(len(candidates)), params)
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return self._opened(rows[0])
+        rank = {candidate: position for position, candidate in enumerate(candidates)}
+        return self._opened(min(rows, key=lambda row: rank[(row[1], row[2])]))
+
+    def _opened(self, row: Sequence[Any]) -> PersonalToken:
+        info = _info(row)
+        try:
+            secret = self._core.keyring.open_secret(row[12], token_aad(info.owner, info.scope, info.url))
+        except SecretUnreadableError as exc:
+            raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=info) from None
+        return PersonalToken(
+            info.owner,
+            info.url,
+            info.scope,
+            info.id,
+            info.label,
+            info.expires_at,
+            info.created_at,
+            info.updated_at,
+            info.last_used_at,
+            info.version,
+            info.key_id,
+            info.api_username,
+            Credentials(secret, info.api_username),
+        )
+
+    def get(self, owner: str, url: str, scope: str) -> PersonalToken | None:
+        row = self._core.read_one(
+            f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+        )
+        return self._opened(row) if row is not None else None
+
+    def info(self, owner: str, url: str, scope: str) -> TokenInfo | None:
+        """The token's metadata without opening its secret (works without its key)."""
+        self._core.flush()
+        row = self._core.read_one(
+            f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+        )
+        return _info(row) if row is not None else None
+
+    def list(self, owner: str | None = None) -> list[TokenInfo]:
+        self._core.flush()
+        if owner is None:
+            rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens ORDER BY owner, url, scope")  # noqa: S608 - constant SQL, values bound
+        else:
+            rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? ORDER BY url, scope", (owner,))  # noqa: S608 - constant SQL, values bound
+        return [_info(row) for row in rows]
+
+    # -- writing -------------------------------------------------------------------------
+    def put(
+        self,
+        owner: str,
+        url: str,
+        scope: str,
+        credentials: Credentials,
+        *,
+        label: str = "",
+        expires_at: datetime | None = None,
+        now: datetime,
+    ) -> TokenInfo:
+        if not isinstance(credentials, Credentials):
+            raise InvalidInputError("put() takes a Credentials object")
+        when = to_db_time(now)
+        expires = to_db_time(expires_at) if expires_at is not None else None
+        # Seal before taking the write lock: the lock is held only for the statements.
+        keyring = self._core.keyring
+        blob = keyring.seal(credentials.api_password, token_aad(owner, scope, url))
+        values = (owner, url, scope, label, expires, when, when, keyring.primary_id, credentials.api_username, blob)
+
+        def run(conn: sqlite3.Connection) -> Any:
+            conn.execute(_UPSERT, values)
+            return conn.execute(
+                f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+            ).fetchone()
+
+        info = _info(self._core.write(run, "store a personal token"))
+        logger.debug("stored personal token #%s of %r for %s (%s)", info.id, owner, url, scope)
+        return info
+
+    def put_many(self, tokens: Iterable[PersonalToken], *, now: datetime, batch_size: int = 5000) -> int:
+        """Create or replace many tokens (bulk import), one transaction per ``batch_size``.
+
+        Each token's ``owner``, ``url``, ``scope``, ``label``, ``expires_at`` and
+        ``credentials`` are used; URLs must already be normalized. Returns how many were written.
+        """
+        keyring = self._core.keyring
+        when = to_db_time(now)
+        written = 0
+        batch: list[tuple[Any, ...]] = []
+
+        def flush(conn: sqlite3.Connection) -> None:
+            conn.executemany(_UPSERT, batch)
+
+        for token in tokens:
+            if token.credentials is None:
+                raise InvalidInputError(f"token of {token.owner!r} for {token.url} has no credentials")
+            expires = to_db_time(token.expires_at) if token.expires_at is not None else None
+            batch.append(
+                (
+                    token.owner,
+                    token.url,
+                    token.scope,
+                    token.label,
+                    expires,
+                    when,
+                    when,
+                    keyring.primary_id,
+                    token.credentials.api_username,
+                    keyring.seal(token.credentials.api_password, token_aad(token.owner, token.scope, token.url)),
+                )
+            )
+            if len(batch) >= batch_size:
+                self._core.write(flush, "import personal tokens")
+                written += len(batch)
+                batch = []
+        if batch:
+            self._core.write(flush, "import personal tokens")
+            written += len(batch)
+        return written
+
+    def delete(self, owner: str, url: str, scope: str) -> TokenInfo | None:
+        def run(conn: sqlite3.Connection) -> Any:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM tokens WHERE id = ?", (row[3],))
+            return row
+
+        row = self._core.write(run, "delete a personal token")
+        if row is None:
+            return None
+        logger.debug("deleted personal token #%s of %r for %s (%s)", row[3], owner, url, scope)
+        return _info(row)
+
+    def mark_used(self, token_id: int, when: datetime) -> None:
+        """Buffered: written with the next flush (at most ``flush_interval`` seconds later
+        while the database is in use, and on ``list`` and ``close``)."""
+        self._core.buffer_used(token_id, to_db_time(when))
+
+
+_UPSERT: Final = (
+    "INSERT INTO tokens (owner, url, scope, label, expires_at, created_at, updated_at, key_id, api_username, secret)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (owner, url, scope) DO UPDATE SET label = excluded.label, expires_at = excluded.expires_at,"
+    " updated_at = excluded.updated_at, key_id = excluded.key_id, api_username = excluded.api_username,"
+    " secret = excluded.secret, version = version + 1"
+)
+
+
+@dataclass(frozen=True)
+class RotationProgress:
+    """What a rotation's progress callback receives after every batch."""
+
+    processed: int
+    failed: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """The outcome of :meth:`SQLiteDatabase.rotate`.
+
+    ``processed`` rows were re-sealed under ``primary``; ``failed`` could not be opened (each
+    described in ``failures``, first 100, no secrets); ``conflicts`` changed concurrently and
+    were left to the concurrent writer; ``remaining`` rows are still under other keys.
+    """
+
+    primary: str
+    processed: int
+    failed: int
+    conflicts: int
+    remaining: int
+    seconds: float
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Every row is sealed under the primary key."""
+        return self.remaining == 0
+
+
+@dataclass(frozen=True)
+class _SealedTable:
+    """How rotation finds, opens and updates the sealed column of one table."""
+
+    name: str
+    select: str
+    update: str
+    what: str
+
+    def aad(self, row: Sequence[Any]) -> AssociatedData:
+        if self.name == "tokens":
+            return token_aad(row[2], row[4], row[3])
+        return AssociatedData("bot", (row[2], row[3], SECRET_FIELD))
+
+    def describe(self, row: Sequence[Any]) -> str:
+        if self.name == "tokens":
+            return f"personal token #{row[0]} of {row[2]!r} for {row[3]} ({row[4]})"
+        return f"bot credentials of tracker {row[2]}/{row[3]}"
+
+
+_SEALED_TABLES: Final = (
+    _SealedTable(
+        "tokens",
+        "SELECT id, secret, owner, url, scope FROM tokens WHERE key_id = ? AND id > ? ORDER BY id LIMIT ?",
+        "UPDATE tokens SET secret = ?, key_id = ? WHERE id = ? AND secret = ?",
+        "personal tokens",
+    ),
+    _SealedTable(
+        "trackers",
+        "SELECT row_id, bot_secret, tenant, id FROM trackers WHERE key_id = ? AND row_id > ? ORDER BY row_id LIMIT ?",
+        "UPDATE trackers SET bot_secret = ?, key_id = ? WHERE row_id = ? AND bot_secret = ?",
+        "bot credentials",
+    ),
+)
+_MAX_FAILURES: Final = 100
+
+
+class SQLiteDatabase:
+    """One SQLite file holding personal tokens, the directory and the audit trail.
+
+    :param path: the database file (created with mode 0600 if missing; ``:memory:`` works).
+    :param keyring: the :class:`~tokenproviders.crypto.KeyRing`; required, nothing is stored
+        without a key. Its keys are checked against the key-check values the database recorded.
+    :param busy_timeout: seconds SQLite waits for another connection's lock per attempt.
+    :param lock_wait: seconds in all before a locked database becomes a :class:`StoreError`.
+    :param synchronous: ``FULL`` (default: a committed token survives power loss) or ``NORMAL``.
+    :param audit_max_rows: keep at most this many audit entries (``None``: no row limit).
+    :param audit_max_age: drop audit entries older than this (``None``: no age limit); at
+        least one limit is required.
+    :param flush_size: buffered audit entries and last-used times written per transaction.
+    :param flush_interval: seconds after which buffered writes are flushed on the next record.
+    :param clock: the current time (timezone-aware), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        keyring: KeyRing,
+        *,
+        busy_timeout: float = 5.0,
+        lock_wait: float | None = None,
+        synchronous: str = "FULL",
+        audit_max_rows: int | None = 100_000,
+        audit_max_age: timedelta | None = timedelta(days=90),
+        flush_size: int = 256,
+        flush_interval: float = 1.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._core = SQLiteCore(
+            path,
+            keyring,
+            busy_timeout=busy_timeout,
+            lock_wait=lock_wait,
+            synchronous=synchronous,
+            clock=clock,
+            flush_size=flush_size,
+            flush_interval=flush_interval,
+        )
+        try:
+            self.tokens = SQLiteTokenStore(self._core)
+            self.directory = SQLiteDirectory(self._core)
+            self.audit = AuditLog(self._core, max_rows=audit_max_rows, max_age=audit_max_age)
+            self.check_keys()
+        except BaseException:
+            self._core.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self._core.path
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._core.keyring
+
+    @property
+    def schema_version(self) -> int:
+        return self._core.schema_version
+
+    def __repr__(self) -> str:
+        return f"SQLiteDatabase({self.path!r}, primary key {self.keyring.primary_id!r})"
+
+    def __enter__(self) -> SQLiteDatabase:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Write buffered audit entries and last-used times now."""
+        self._core.flush()
+
+    def close(self) -> None:
+        """Flush buffered writes and close the connection (idempotent)."""
+        self._core.close()
+
+    def dump(self, *, audit: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, in a stable order, plus ``schema`` (the version).
+
+        Sealed blobs appear as stored (ciphertext). Meant for tests that compare a database
+        before and after an operation that should have changed nothing.
+        """
+        self._core.flush()
+        snapshot: dict[str, list[tuple[Any, ...]]] = {"schema": [(self.schema_version,)]}
+        for table, order in TABLES:
+            if table == "audit" and not audit:
+                continue
+            snapshot[table] = [tuple(row) for row in self._core.read(f"SELECT * FROM {table} ORDER BY {order}")]  # noqa: S608 - constant SQL, values bound
+        return snapshot
+
+    # -- keys ----------------------------------------------------------------------------
+    def check_keys(self) -> dict[str, str]:
+        """Check the key ring against the key-check values recorded in the database.
+
+        Records keys seen for the first time. Returns ``{key_id: "ok" | "recorded" |
+        "retired"}``. Raises :class:`KeyMismatchError` when a key differs from the one recorded
+        under its id, and :class:`ConfigurationError` when the primary key was retired here.
+        """
+        keyring = self._core.keyring
+        recorded = {
+            row[0]: (row[1], row[2]) for row in self._core.read("SELECT key_id, check_value, retired_at FROM keys")
+        }
+        status: dict[str, str] = {}
+        new: list[str] = []
+        for key_id, (_, retired_at) in recorded.items():
+            if retired_at is not None:
+                if key_id == keyring.primary_id:
+                    raise ConfigurationError(
+                        f"the primary key {key_id!r} was retired in the token database {self.path!r}",
+                        hint="make another key primary (add a new key), then rotate",
+                    )
+                keyring.retire(key_id)
+                status[key_id] = "retired"
+        for key_id in keyring.key_ids:
+            check = keyring.check_value(key_id)
+            if key_id in recorded:
+                if not hmac.compare_digest(check, recorded[key_id][0]):
+                    raise KeyMismatchError(
+                        f"key {key_id!r} of the key ring ({keyring.source}) is not the key the token"
+                        f" database {self.path!r} recorded under that id",
+                    )
+                status[key_id] = "ok"
+            else:
+                new.append(key_id)
+        if new:
+            now = to_db_time(self._core.clock())
+
+            def run(conn: sqlite3.Connection) -> None:
+                for key_id in new:
+                    conn.execute(
+                        "INSERT INTO keys (key_id, check_value, added_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (key_id) DO NOTHING",
+                        (key_id, keyring.check_value(key_id), now),
+                    )
+
+            self._core.write(run, "record key-check values")
+            # Another process may have recorded a different key under the same id meanwhile.
+            for key_id in new:
+                row = self._core.read_one("SELECT check_value FROM keys WHERE key_id = ?", (key_id,))
+                if not hmac.compare_digest(keyring.check_value(key_id), row[0]):
+                    raise KeyMismatchError(
+                        f"key {key_id!r} is not the key the token database {self.path!r} recorded under that id"
+                    )
+                status[key_id] = "recorded"
+        return status
+
+    def key_status(self) -> dict[str, int]:
+        """How many sealed rows (tokens and bot credentials) each key id seals; keys of the
+        key ring that seal nothing are listed with 0."""
+        counts: dict[str, int] = dict.fromkeys(self._core.keyring.key_ids, 0)
+        for sql in (
+            "SELECT key_id, count(*) FROM tokens GROUP BY key_id",
+            "SELECT key_id, count(*) FROM trackers WHERE key_id IS NOT NULL GROUP BY key_id",
+        ):
+            for key_id, rows in self._core.read(sql):
+                counts[key_id] = counts.get(key_id, 0) + int(rows)
+        return counts
+
+    def retire_key(self, key_id: str) -> None:
+        """Retire a key: refused while any row is sealed under it, or if it is the primary.
+
+        The database remembers the id as retired (a key ring that still holds it is refused as
+        primary and the key is dropped from it); delete the key from the key file afterwards.
+        """
+        keyring = self._core.keyring
+        if key_id == keyring.primary_id:
+            raise KeyInUseError(
+                f"key {key_id!r} is the primary key and cannot be retired",
+                hint="add a new primary key, rotate, then retire this one",
+            )
+        now = to_db_time(self._core.clock())
+        check = keyring.check_value(key_id) if key_id in keyring else b""
+
+        def run(conn: sqlite3.Connection) -> int:
+            used = conn.execute(
+                "SELECT (SELECT count(*) FROM tokens WHERE key_id = ?1)"
+                " + (SELECT count(*) FROM trackers WHERE key_id = ?1)",
+                (key_id,),
+            ).fetchone()[0]
+            if used:
+                return int(used)
+            conn.execute(
+                "INSERT INTO keys (key_id, check_value, added_at, retired_at) VALUES (?1, ?2, ?3, ?3)"
+                " ON CONFLICT (key_id) DO UPDATE SET retired_at = coalesce(retired_at, ?3)",
+                (key_id, check, now),
+            )
+            return 0
+
+        used = self._core.write(run, "retire a key")
+        if used:
+            raise KeyInUseError(f"key {key_id!r} still seals {used} row(s) and cannot be retired")
+        keyring.retire(key_id)
+        logger.info("retired key %r in %s", key_id, self.path)
+
+    def rotate(
+        self, batch_size: int = 1000, progress: Callable[[RotationProgress], None] | None = None
+    ) -> RotationReport:
+        """Re-seal every row not under the primary key, under the primary key.
+
+        Works in batches of ``batch_size`` rows, one transaction per batch; each row is updated
+        only if its blob is still the one read (compare-and-swap), so a concurrent edit is never
+        lost. Safe to interrupt: committed batches stay done and a re-run continues with the
+        rest; a run with nothing to do changes nothing. ``progress`` is called after every
+        batch. Rows that cannot be opened are counted as failed and left as they are.
+        """
+        if batch_size < 1:
+            raise InvalidInputError("batch_size must be at least 1")
+        self.check_keys()
+        keyring = self._core.keyring
+        primary = keyring.primary_id
+        started = time.monotonic()
+        before = self.key_status()
+        total = sum(rows for key_id, rows in before.items() if key_id != primary)
+        processed = failed = conflicts = 0
+        failures: list[str] = []
+        for table in _SEALED_TABLES:
+            key_ids = [
+                row[0]
+                for row in self._core.read(
+                    f"SELECT DISTINCT key_id FROM {table.name} WHERE key_id IS NOT NULL AND key_id != ?", (primary,)  # noqa: S608 - constant SQL, values bound
+                )
+            ]
+            for key_id in sorted(key_ids):
+                after = 0
+                while True:
+                    rows = self._core.read(table.select, (key_id, after, batch_size))
+                    if not rows:
+                        break
+                    after = rows[-1][0]
+                    updates: list[tuple[bytes, str, int, bytes]] = []
+                    for row in rows:
+                        aad = table.aad(row)
+                        try:
+                            blob = keyring.seal(keyring.open_secret(row[1], aad), aad)
+                        except SecretUnreadableError as exc:
+                            failed += 1
+                            if len(failures) < _MAX_FAILURES:
+                                failures.append(f"{table.describe(row)}: {exc.message}")
+                            continue
+                        updates.append((blob, primary, row[0], row[1]))
+                    if updates:
+                        changed = self._reseal(table, updates)
+                        processed += changed
+                        conflicts += len(updates) - changed
+                    if progress is not None:
+                        progress(RotationProgress(processed, failed, max(total - processed - failed - conflicts, 0)))
+        after_status = self.key_status()
+        remaining = sum(rows for key_id, rows in after_status.items() if key_id != primary)
+        if processed:
+            self._checkpoint()
+        report = RotationReport(
+            primary=primary,
+            processed=processed,
+            failed=failed,
+            conflicts=conflicts,
+            remaining=remaining,
+            seconds=time.monotonic() - started,
+            before=before,
+            after=after_status,
+            failures=tuple(failures),
+        )
+        logger.info(
+            "rotation to key %r: %d re-sealed, %d failed, %d conflicts, %d remaining",
+            primary,
+            processed,
+            failed,
+            conflicts,
+            remaining,
+        )
+        return report
+
+    def _reseal(self, table: _SealedTable, updates: list[tuple[bytes, str, int, bytes]]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return int(conn.executemany(table.update, updates).rowcount)
+
+        changed: int = self._core.write(run, f"re-seal {table.what}")
+        return changed
+
+    def _checkpoint(self) -> None:
+        # Copy the re-sealed pages into the main file and empty the WAL, so blobs sealed under
+        # the old key do not linger there (secure_delete zeroes them in the main file).
+        try:
+            self._core.read("PRAGMA wal_checkpoint(TRUNCATE)")
+        except StoreError as exc:
+            logger.warning("could not truncate the WAL after rotation: %s", exc)

@@ -1,0 +1,257 @@
+"""The embedded directory: tenants, memberships and trackers in the token database.
+
+:class:`SQLiteDirectory` implements the :class:`~tokenproviders.directory.Directory` protocol
+for the command-line tool and single-machine hosts; a host with its own database implements the
+protocol instead. Trackers' bot passwords are sealed at rest exactly like personal tokens, bound
+to ``(tenant, tracker id, field)``. Its administration methods mirror
+:class:`~tokenproviders.directory.MemoryDirectory` (adding a member or tracker creates its
+tenant). Obtain it as ``SQLiteDatabase(...).directory``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ..crypto import AssociatedData
+from ..errors import InvalidInputError, SecretUnreadableError, UnknownTrackerError
+from ..model import Credentials, Tracker, check_tenant_id, check_user_id
+from ._sqlite_base import SQLiteCore, to_db_time
+
+__all__ = ["SQLiteDirectory", "bot_aad"]
+
+logger = logging.getLogger("tokenproviders.stores.sqlite")
+
+_TRACKER_COLUMNS: Final = (
+    "tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle, bot_username, bot_secret"
+)
+
+
+def bot_aad(tenant: str, tracker_id: str) -> AssociatedData:
+    """What a tracker's sealed bot ``api_password`` is bound to."""
+    return AssociatedData.for_bot(tenant=tenant, tracker=tracker_id, field="api_password")
+
+
+class SQLiteDirectory:
+    """Tenants, user memberships and trackers (with sealed bot credentials) in SQLite."""
+
+    def __init__(self, core: SQLiteCore) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        return f"SQLiteDirectory({self._core.path!r})"
+
+    # -- Directory protocol -------------------------------------------------------------
+    def tenants_of(self, user: str) -> frozenset[str]:
+        return frozenset(row[0] for row in self._core.read("SELECT tenant FROM members WHERE user = ?", (user,)))
+
+    def trackers_of(self, tenant: str) -> tuple[Tracker, ...]:
+        rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))  # noqa: S608 - constant SQL, values bound
+        return tuple(self._tracker(row) for row in rows)
+
+    def _tracker(self, row: Sequence[Any]) -> Tracker:
+        tenant, tracker_id = row[0], row[1]
+        credentials = None
+        if row[10] is not None:
+            try:
+                secret = self._core.keyring.open_secret(row[10], bot_aad(tenant, tracker_id))
+            except SecretUnreadableError as exc:
+                raise SecretUnreadableError(
+                    f"the bot credentials of tracker {tenant}/{tracker_id} cannot be opened: {exc.message}",
+                    hint=f"{exc.hint}; or set the tracker's bot credentials again",
+                    key_id=exc.key_id,
+                ) from None
+            credentials = Credentials(secret, row[9])
+        return Tracker(
+            tenant=tenant,
+            id=tracker_id,
+            type=row[2],
+            base_url=row[3],
+            api_url=row[4],
+            name=row[5],
+            bot_credentials=credentials,
+            options=json.loads(row[6]),
+            verify_tls=bool(row[7]),
+            ca_bundle=row[8],
+        )
+
+    # -- tenants -------------------------------------------------------------------------
+    def add_tenant(self, tenant: str, name: str = "") -> bool:
+        """Create a tenant; returns ``False`` if it already existed (nothing changes then)."""
+        check_tenant_id(tenant)
+        now = to_db_time(self._core.clock())
+        return bool(
+            self._core.write(
+                lambda conn: conn.execute(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (tenant, name, now),
+                ).rowcount,
+                "add a tenant",
+            )
+        )
+
+    def list_tenants(self) -> list[str]:
+        return [row[0] for row in self._core.read("SELECT id FROM tenants ORDER BY id")]
+
+    def tenants(self) -> frozenset[str]:
+        """Every tenant id (as :meth:`MemoryDirectory.tenants`)."""
+        return frozenset(self.list_tenants())
+
+    def remove_tenant(self, tenant: str) -> dict[str, int]:
+        """Remove a tenant with its memberships, its trackers and the personal tokens scoped to
+        it, in one transaction. Returns how many of each were removed."""
+
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant,)).fetchone() is None:
+                raise InvalidInputError(f"there is no tenant {tenant!r}", hint="list the tenants to see which exist")
+            counts = {
+                "members": conn.execute("DELETE FROM members WHERE tenant = ?", (tenant,)).rowcount,
+                "trackers": conn.execute("DELETE FROM trackers WHERE tenant = ?", (tenant,)).rowcount,
+                "tokens": conn.execute("DELETE FROM tokens WHERE scope = ?", (tenant,)).rowcount,
+            }
+            conn.execute("DELETE FROM tenants WHERE id = ?", (tenant,))
+            return counts
+
+        counts: dict[str, int] = self._core.write(run, "remove a tenant")
+        logger.info("removed tenant %r (%s)", tenant, counts)
+        return counts
+
+    # -- memberships ---------------------------------------------------------------------
+    def add_member(self, user: str, tenant: str) -> None:
+        """Authorize ``user`` for ``tenant`` (creating the tenant if needed)."""
+        check_user_id(user)
+        check_tenant_id(tenant)
+        now = to_db_time(self._core.clock())
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (tenant, now)
+            )
+            conn.execute(
+                "INSERT INTO members (user, tenant, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (user, tenant, now),
+            )
+
+        self._core.write(run, "add a member")
+
+    def remove_member(self, user: str, tenant: str) -> bool:
+        """Revoke ``user``'s membership of ``tenant`` at once; ``False`` if there was none."""
+        return bool(
+            self._core.write(
+                lambda conn: conn.execute(
+                    "DELETE FROM members WHERE user = ? AND tenant = ?", (user, tenant)
+                ).rowcount,
+                "remove a member",
+            )
+        )
+
+    def members_of(self, tenant: str) -> list[str]:
+        return [row[0] for row in self._core.read("SELECT user FROM members WHERE tenant = ? ORDER BY user", (tenant,))]
+
+    # -- trackers ------------------------------------------------------------------------
+    def _tracker_values(self, tracker: Tracker) -> tuple[Any, ...]:
+        if not isinstance(tracker, Tracker):
+            raise InvalidInputError("trackers are given as Tracker objects")
+        try:
+            options = json.dumps(dict(tracker.options), sort_keys=True)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"the options of tracker {tracker.label} must be JSON values (strings, numbers, lists, maps)"
+            ) from None
+        bot = tracker.bot_credentials
+        keyring = self._core.keyring
+        blob = keyring.seal(bot.api_password, bot_aad(tracker.tenant, tracker.id)) if bot is not None else None
+        return (
+            tracker.type,
+            tracker.base_url,
+            tracker.api_url,
+            tracker.name,
+            options,
+            int(tracker.verify_tls),
+            tracker.ca_bundle,
+            bot.api_username if bot is not None else None,
+            blob,
+            keyring.primary_id if bot is not None else None,
+        )
+
+    def add_tracker(self, tracker: Tracker, *, replace: bool = False) -> None:
+        """Add a tracker (creating its tenant if needed); an existing id is refused unless
+        ``replace=True``. Bot credentials are sealed before they are stored."""
+        values = self._tracker_values(tracker)
+        now = to_db_time(self._core.clock())
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                (tracker.tenant, now),
+            )
+            exists = conn.execute(
+                "SELECT 1 FROM trackers WHERE tenant = ? AND id = ?", (tracker.tenant, tracker.id)
+            ).fetchone()
+            if exists and not replace:
+                raise InvalidInputError(
+                    f"tenant {tracker.tenant!r} already has a tracker {tracker.id!r}",
+                    hint="pass replace=True (or use update_tracker) to change it, or choose another id",
+                )
+            if exists:
+                self._update(conn, tracker, values, now)
+            else:
+                conn.execute(
+                    "INSERT INTO trackers (tenant, id, type, base_url, api_url, name, options, verify_tls,"
+                    " ca_bundle, bot_username, bot_secret, key_id, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (tracker.tenant, tracker.id, *values, now, now),
+                )
+
+        self._core.write(run, "add a tracker")
+
+    @staticmethod
+    def _update(conn: sqlite3.Connection, tracker: Tracker, values: tuple[Any, ...], now: str) -> int:
+        changed: int = conn.execute(
+            "UPDATE trackers SET type = ?, base_url = ?, api_url = ?, name = ?, options = ?, verify_tls = ?,"
+            " ca_bundle = ?, bot_username = ?, bot_secret = ?, key_id = ?, updated_at = ?"
+            " WHERE tenant = ? AND id = ?",
+            (*values, now, tracker.tenant, tracker.id),
+        ).rowcount
+        return changed
+
+    def update_tracker(self, tracker: Tracker) -> None:
+        """Replace an existing tracker's settings and bot credentials (re-sealed)."""
+        values = self._tracker_values(tracker)
+        now = to_db_time(self._core.clock())
+        if not self._core.write(lambda conn: self._update(conn, tracker, values, now), "update a tracker"):
+            raise UnknownTrackerError(f"tenant {tracker.tenant!r} has no tracker {tracker.id!r}")
+
+    def remove_tracker(self, tenant: str, tracker_id: str) -> None:
+        removed = self._core.write(
+            lambda conn: conn.execute(
+                "DELETE FROM trackers WHERE tenant = ? AND id = ?", (tenant, tracker_id)
+            ).rowcount,
+            "remove a tracker",
+        )
+        if not removed:
+            raise UnknownTrackerError(f"tenant {tenant!r} has no tracker {tracker_id!r}")
+
+    def get_tracker(self, tenant: str, tracker_id: str) -> Tracker:
+        """The tracker with its bot credentials opened, or :class:`UnknownTrackerError`."""
+        row = self._core.read_one(
+            f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? AND id = ?", (tenant, tracker_id)  # noqa: S608 - constant SQL, values bound
+        )
+        if row is None:
+            known = ", ".join(
+                r[0] for r in self._core.read("SELECT id FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))
+            )
+            raise UnknownTrackerError(
+                f"tenant {tenant!r} has no tracker {tracker_id!r} (its trackers: {known or 'none'})"
+            )
+        return self._tracker(row)
+
+    def list_trackers(self, tenant: str | None = None) -> list[Tracker]:
+        """Trackers of ``tenant`` (every tenant's if ``None``), ordered by tenant and id."""
+        if tenant is not None:
+            return list(self.trackers_of(tenant))
+        rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers ORDER BY tenant, id")  # noqa: S608 - constant SQL, values bound
+        return [self._tracker(row) for row in rows]
