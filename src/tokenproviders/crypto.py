@@ -149,6 +149,9 @@ class KeyMaterial:
     keys: Mapping[str, bytes] = field(repr=False)
     primary: str
 
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("KeyMaterial cannot be pickled: it holds keys")
+
 
 @dataclass(frozen=True)
 class AssociatedData:

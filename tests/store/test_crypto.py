@@ -1,0 +1,434 @@
+"""Sealing: round trips, fresh nonces, tamper and misplacement detection, keys and key files."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import os
+import pickle
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenproviders import Plugins, Secret, hookimpl
+from tokenproviders.crypto import (
+    KEY_FILE_ENV,
+    KEYS_ENV,
+    NONCE_SIZE,
+    AssociatedData,
+    KeyMaterial,
+    KeyRing,
+    blob_key_id,
+    main,
+)
+from tokenproviders.errors import (
+    ConfigurationError,
+    KeyMismatchError,
+    MissingKeyError,
+    SecretUnreadableError,
+)
+from tokenproviders.stores.sqlite import SQLiteDatabase
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KEY_A = bytes(range(32))
+KEY_B = bytes(range(1, 33))
+AAD = AssociatedData.for_token(owner="alice", scope="acme", url="https://jira.example.com", field="api_password")
+SECRET_4K = "x" * 4096
+
+
+def ring(*pairs: tuple[str, bytes], primary: str | None = None) -> KeyRing:
+    return KeyRing(list(pairs), primary or pairs[0][0])
+
+
+def key_encodings(key: bytes) -> list[bytes]:
+    return [key, key.hex().encode(), base64.b64encode(key), base64.urlsafe_b64encode(key)]
+
+
+def assert_names_only_key_id(error: SecretUnreadableError, key_id: str | None, *keys: bytes) -> None:
+    text = str(error) + repr(error)
+    if key_id is not None:
+        assert error.key_id == key_id
+        assert repr(key_id) in error.message
+    for key in keys:
+        for form in key_encodings(key):
+            assert form.decode("latin-1") not in text
+
+
+# -- round trips --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "plaintext",
+    ["", "a", "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "pässwörd ✓ 密码 🔑", SECRET_4K, "\ud800lone surrogate"],
+    ids=["empty", "one-char", "short", "unicode", "4KB", "surrogate"],
+)
+def test_round_trip(plaintext: str) -> None:
+    keys = ring(("k1", KEY_A))
+    blob = keys.seal(plaintext, AAD)
+    assert keys.open(blob, AAD) == plaintext
+    assert keys.open_secret(blob, AAD).reveal() == plaintext
+    assert keys.seal(Secret(plaintext), AAD) != blob
+    assert len(blob) == 2 + len("k1") + NONCE_SIZE + len(plaintext.encode("utf-8", "surrogatepass")) + 16
+
+
+@settings(max_examples=200, deadline=None)
+@given(plaintext=st.text(max_size=300), parts=st.lists(st.text(max_size=40), min_size=1, max_size=4))
+def test_round_trip_property(plaintext: str, parts: list[str]) -> None:
+    keys = ring(("k1", KEY_A))
+    aad = AssociatedData("token", tuple(parts))
+    assert keys.open(keys.seal(plaintext, aad), aad) == plaintext
+
+
+def test_two_seals_of_the_same_secret_differ() -> None:
+    keys = ring(("k1", KEY_A))
+    assert keys.seal("same", AAD) != keys.seal("same", AAD)
+
+
+def test_100k_nonces_never_repeat() -> None:
+    keys = ring(("k1", KEY_A))
+    start = 2 + len("k1")
+    nonces = {keys.seal("s", AAD)[start : start + NONCE_SIZE] for _ in range(100_000)}
+    assert len(nonces) == 100_000
+
+
+def test_no_caller_can_supply_a_nonce() -> None:
+    assert set(inspect.signature(KeyRing.seal).parameters) == {"self", "plaintext", "aad"}
+
+
+# -- tampering ----------------------------------------------------------------------------
+def test_every_flipped_byte_and_bit_fails_to_open() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    blob = keys.seal("ghp_secret-token", AAD)
+    for index in range(len(blob)):
+        for mask in (0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF):
+            damaged = bytearray(blob)
+            damaged[index] ^= mask
+            with pytest.raises(SecretUnreadableError) as caught:
+                keys.open(bytes(damaged), AAD)
+            assert caught.value.message  # a sentence, not a bare cryptography exception
+            assert_names_only_key_id(caught.value, None, KEY_A, KEY_B)
+
+
+def test_truncated_or_extended_blob_fails_to_open() -> None:
+    keys = ring(("k1", KEY_A))
+    blob = keys.seal("ghp_secret-token", AAD)
+    for length in range(len(blob)):
+        with pytest.raises(SecretUnreadableError):
+            keys.open(blob[:length], AAD)
+    for extra in (b"\x00", b"x" * 16, blob):
+        with pytest.raises(SecretUnreadableError, match="'k1'"):
+            keys.open(blob + extra, AAD)
+
+
+def test_unsupported_version_is_named() -> None:
+    keys = ring(("k1", KEY_A))
+    blob = bytearray(keys.seal("s", AAD))
+    blob[0] = 2
+    with pytest.raises(SecretUnreadableError, match="format version 2"):
+        keys.open(bytes(blob), AAD)
+
+
+MOVED = {
+    "another row (scope)": AssociatedData.for_token(
+        owner="alice", scope="*", url="https://jira.example.com", field="api_password"
+    ),
+    "another user": AssociatedData.for_token(
+        owner="bob", scope="acme", url="https://jira.example.com", field="api_password"
+    ),
+    "another tenant": AssociatedData.for_token(
+        owner="alice", scope="globex", url="https://jira.example.com", field="api_password"
+    ),
+    "another URL": AssociatedData.for_token(
+        owner="alice", scope="acme", url="https://jira.example.com/x", field="api_password"
+    ),
+    "another field": AssociatedData.for_token(
+        owner="alice", scope="acme", url="https://jira.example.com", field="api_username"
+    ),
+    "a bot credential": AssociatedData.for_bot(tenant="acme", tracker="jira", field="api_password"),
+    "ambiguous concatenation": AssociatedData.for_token(
+        owner="alice", scope="acmehttps://jira.example.com", url="", field="api_password"
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(MOVED))
+def test_blob_moved_elsewhere_fails_to_open(where: str) -> None:
+    keys = ring(("k1", KEY_A))
+    blob = keys.seal("ghp_secret-token", AAD)
+    with pytest.raises(SecretUnreadableError, match="copied from another row or field"):
+        keys.open(blob, MOVED[where])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        AssociatedData.for_bot(tenant="globex", tracker="jira", field="api_password"),
+        AssociatedData.for_bot(tenant="acme", tracker="github", field="api_password"),
+        AssociatedData.for_bot(tenant="acme", tracker="jira", field="api_username"),
+    ],
+)
+def test_bot_blob_moved_to_another_tenant_tracker_or_field_fails(other: AssociatedData) -> None:
+    keys = ring(("k1", KEY_A))
+    aad = AssociatedData.for_bot(tenant="acme", tracker="jira", field="api_password")
+    blob = keys.seal("bot-secret", aad)
+    assert keys.open(blob, aad) == "bot-secret"
+    with pytest.raises(SecretUnreadableError):
+        keys.open(blob, other)
+
+
+# -- wrong, unknown and retired keys ------------------------------------------------------
+def test_wrong_key_under_the_same_id_names_the_key_id_only() -> None:
+    blob = ring(("k1", KEY_A)).seal("ghp_secret-token", AAD)
+    with pytest.raises(SecretUnreadableError) as caught:
+        ring(("k1", KEY_B)).open(blob, AAD)
+    assert "different key" in caught.value.message
+    assert_names_only_key_id(caught.value, "k1", KEY_A, KEY_B)
+
+
+def test_unknown_key_id_names_the_key_id_only() -> None:
+    blob = ring(("k1", KEY_A)).seal("ghp_secret-token", AAD)
+    with pytest.raises(SecretUnreadableError) as caught:
+        ring(("k2", KEY_B)).open(blob, AAD)
+    assert "not in the key ring" in caught.value.message
+    assert_names_only_key_id(caught.value, "k1", KEY_A, KEY_B)
+    assert blob_key_id(blob) == "k1"
+
+
+def test_retired_key_names_the_key_id_only() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    blob = keys.seal("ghp_secret-token", AAD)
+    keys.set_primary("k2")
+    keys.retire("k1")
+    assert keys.key_ids == ("k2",)
+    assert keys.retired_ids == {"k1"}
+    with pytest.raises(SecretUnreadableError) as caught:
+        keys.open(blob, AAD)
+    assert "retired" in caught.value.message
+    assert_names_only_key_id(caught.value, "k1", KEY_A, KEY_B)
+
+
+def test_primary_key_cannot_be_retired() -> None:
+    with pytest.raises(ConfigurationError, match="primary"):
+        ring(("k1", KEY_A)).retire("k1")
+
+
+# -- the format stays stable --------------------------------------------------------------
+def test_known_answer_blobs_still_open() -> None:
+    document = json.loads((FIXTURES / "known_answer_v1.json").read_text(encoding="utf-8"))
+    keys = KeyRing({document["key_id"]: base64.b64decode(document["key_b64"])}, document["key_id"])
+    assert document["cases"]
+    for case in document["cases"]:
+        aad = AssociatedData(case["kind"], tuple(case["parts"]))
+        blob = bytes.fromhex(case["blob_hex"])
+        assert blob[0] == 1 and blob_key_id(blob) == document["key_id"]
+        assert keys.open(blob, aad) == case["plaintext"]
+
+
+# -- key ring checks ----------------------------------------------------------------------
+def test_keys_must_be_32_bytes() -> None:
+    for size in (0, 16, 31, 33, 64):
+        with pytest.raises(ConfigurationError, match="exactly 32 bytes"):
+            KeyRing({"k1": b"k" * size}, "k1")
+
+
+def test_key_ids_must_be_unique_and_valid() -> None:
+    with pytest.raises(ConfigurationError, match="appears twice"):
+        KeyRing([("k1", KEY_A), ("k1", KEY_B)], "k1")
+    for bad in ("", "-x", "a b", "ä", "x" * 65, "a/b"):
+        with pytest.raises(ConfigurationError, match="invalid key id"):
+            KeyRing({bad: KEY_A}, bad)
+
+
+def test_primary_must_exist() -> None:
+    with pytest.raises(ConfigurationError, match="primary key 'k9'"):
+        KeyRing({"k1": KEY_A}, "k9")
+
+
+def test_empty_ring_is_a_missing_key() -> None:
+    with pytest.raises(MissingKeyError):
+        KeyRing({}, "k1")
+
+
+def test_add_key_makes_a_new_primary_and_refuses_reused_ids() -> None:
+    keys = ring(("k1", KEY_A))
+    new = keys.add_key()
+    assert keys.primary_id == new and set(keys.key_ids) == {"k1", new}
+    with pytest.raises(ConfigurationError, match="already used"):
+        keys.add_key("k1")
+    keys.set_primary("k1")
+    keys.retire(new)
+    with pytest.raises(ConfigurationError, match="already used"):
+        keys.add_key(new)
+
+
+def test_keyring_repr_and_pickle_show_no_key_material() -> None:
+    keys = ring(("k1", KEY_A))
+    text = repr(keys) + str(keys)
+    assert "k1" in text
+    for form in key_encodings(KEY_A):
+        assert form.decode("latin-1") not in text
+    with pytest.raises(TypeError):
+        pickle.dumps(keys)
+    with pytest.raises(TypeError):
+        pickle.dumps(KeyMaterial({"k1": KEY_A}, "k1"))
+    assert "keys=" not in repr(KeyMaterial({"k1": KEY_A}, "k1"))
+
+
+def test_pickling_a_secret_raises() -> None:
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            pickle.dumps(Secret("ghp_secret-token"), protocol=protocol)
+
+
+# -- key files ----------------------------------------------------------------------------
+def test_generate_key_file_is_0600_and_loads(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    generated = KeyRing.generate_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    loaded = KeyRing.from_key_file(path)
+    assert loaded.key_ids == generated.key_ids
+    assert loaded.check_value(loaded.primary_id) == generated.check_value(generated.primary_id)
+    document = json.loads(path.read_text())
+    assert document["format"] == "tokenproviders-keys" and document["version"] == 1
+    assert document["primary"] == generated.primary_id
+    assert len(base64.b64decode(document["keys"][0]["key"])) == 32
+
+
+def test_generate_key_file_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text("precious")
+    with pytest.raises(ConfigurationError, match="already exists"):
+        KeyRing.generate_key_file(path)
+    assert path.read_text() == "precious"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o666])
+def test_group_or_other_readable_key_file_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "keys.json"
+    KeyRing.generate_key_file(path)
+    os.chmod(path, mode)
+    with pytest.raises(ConfigurationError, match="chmod 600") as caught:
+        KeyRing.from_key_file(path)
+    assert f"{mode:04o}" in caught.value.message
+
+
+def test_write_key_file_replace_is_atomic_and_0600(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    keys = KeyRing.generate_key_file(path, key_id="k1")
+    keys.add_key("k2")
+    keys.write_key_file(path, replace=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert KeyRing.from_key_file(path).key_ids == ("k2", "k1")
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]
+
+
+def test_malformed_key_files_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    for content in ('{"keys": [{"id": "k1", "key": "c2VjcmV0LWtleS1tYXRlcmlhbA"', '{"keys": []}', "[]"):
+        path.write_text(content)
+        os.chmod(path, 0o600)
+        with pytest.raises(ConfigurationError) as caught:
+            KeyRing.from_key_file(path)
+        assert "c2VjcmV0" not in str(caught.value)
+
+
+def test_retired_ids_in_a_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    keys = KeyRing({"k2": KEY_B}, "k2", retired=["k1"])
+    keys.write_key_file(path)
+    loaded = KeyRing.from_key_file(path)
+    assert loaded.retired_ids == {"k1"}
+    with pytest.raises(SecretUnreadableError, match="retired"):
+        loaded.open(ring(("k1", KEY_A)).seal("s", AAD), AAD)
+
+
+def test_missing_key_file_is_a_missing_key(tmp_path: Path) -> None:
+    with pytest.raises(MissingKeyError, match="generate"):
+        KeyRing.from_key_file(tmp_path / "nope.json")
+
+
+def test_command_line_generation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "keys.json"
+    assert main(["generate", str(path)]) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert main(["generate", str(path)]) == 1
+    assert main([]) == 2
+    key = json.loads(path.read_text())["keys"][0]["key"]
+    output = capsys.readouterr()
+    assert key not in output.out + output.err
+
+
+# -- environment and key-provider hook ----------------------------------------------------
+def test_from_env_short_form_first_is_primary() -> None:
+    env = {KEYS_ENV: f"new:{base64.b64encode(KEY_B).decode()}, old:{base64.b64encode(KEY_A).decode()}"}
+    keys = KeyRing.from_env(env=env)
+    assert keys.primary_id == "new" and set(keys.key_ids) == {"new", "old"}
+    assert keys.open(ring(("old", KEY_A)).seal("s", AAD), AAD) == "s"
+
+
+def test_from_env_json_form(tmp_path: Path) -> None:
+    document = ring(("k1", KEY_A)).to_document()
+    keys = KeyRing.from_env(env={KEYS_ENV: json.dumps(document)})
+    assert keys.key_ids == ("k1",)
+
+
+@pytest.mark.parametrize("value", ["k1", "k1:not base64!", "k1:" + base64.b64encode(b"short").decode()])
+def test_bad_env_values_are_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError):
+        KeyRing.from_env(env={KEYS_ENV: value})
+
+
+def test_load_with_nothing_says_how_to_create_a_key() -> None:
+    with pytest.raises(MissingKeyError) as caught:
+        KeyRing.load(env={})
+    hint = caught.value.hint
+    assert "python -m tokenproviders.crypto generate" in hint
+    assert KEY_FILE_ENV in hint and KEYS_ENV in hint
+
+
+class KeyProvider:
+    def __init__(self, material: KeyMaterial | None) -> None:
+        self.material = material
+
+    @hookimpl
+    def tokenproviders_keys(self) -> KeyMaterial | None:
+        return self.material
+
+
+def test_load_order_hook_then_env_then_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    KeyRing.generate_key_file(path, key_id="from-file")
+    env = {KEYS_ENV: f"from-env:{base64.b64encode(KEY_A).decode()}"}
+    with_hook = Plugins(load_entry_points=False, extra=[KeyProvider(KeyMaterial({"from-hook": KEY_B}, "from-hook"))])
+    deferring = Plugins(load_entry_points=False, extra=[KeyProvider(None)])
+    assert KeyRing.load(key_file=path, plugins=with_hook, env=env).primary_id == "from-hook"
+    assert KeyRing.load(key_file=path, plugins=deferring, env=env).primary_id == "from-env"
+    assert KeyRing.load(key_file=path, plugins=deferring, env={}).primary_id == "from-file"
+    assert KeyRing.load(env={KEY_FILE_ENV: str(path)}).primary_id == "from-file"
+
+
+def test_hook_material_is_checked() -> None:
+    bad = Plugins(load_entry_points=False, extra=[KeyProvider(KeyMaterial({"k1": b"short"}, "k1"))])
+    with pytest.raises(ConfigurationError, match="32 bytes"):
+        KeyRing.load(plugins=bad, env={})
+
+
+# -- key-check values catch a different key under a reused id -----------------------------
+def test_database_refuses_a_different_key_under_a_recorded_id(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.db"
+    SQLiteDatabase(path, ring(("k1", KEY_A))).close()
+    with pytest.raises(KeyMismatchError) as caught:
+        SQLiteDatabase(path, ring(("k1", KEY_B)))
+    assert "'k1'" in caught.value.message
+    for form in key_encodings(KEY_A) + key_encodings(KEY_B):
+        assert form.decode("latin-1") not in str(caught.value)
+    with SQLiteDatabase(path, ring(("k1", KEY_A))) as db:
+        assert db.check_keys() == {"k1": "ok"}
+
+
+def test_database_requires_a_key_ring(tmp_path: Path) -> None:
+    with pytest.raises(MissingKeyError):
+        SQLiteDatabase(tmp_path / "tokens.db", None)  # type: ignore[arg-type]
+    assert not (tmp_path / "tokens.db").exists()

@@ -1,0 +1,296 @@
+"""The SQLite token store and the memory store's sealing: the TokenStore contract, schema, WAL."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tokenproviders import ALL_TENANTS, Credentials, PersonalTokenUnusableError, Resolver, Secret
+from tokenproviders.crypto import AssociatedData, KeyRing
+from tokenproviders.errors import InvalidInputError, SecretUnreadableError, StoreError
+from tokenproviders.stores import MemoryTokenStore, TokenStore, _sqlite_base
+from tokenproviders.stores.sqlite import SCHEMA_VERSION, SQLiteDatabase, SQLiteTokenStore
+
+from .conftest import SERVICE_URL, TRACKER_URL, make_tracker
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+URL = "https://jira.example.com"
+
+
+def creds(value: str, user: str | None = None) -> Credentials:
+    return Credentials(Secret(value), user)
+
+
+@pytest.fixture(params=["sqlite", "memory-sealed", "memory-plain"])
+def store(request: pytest.FixtureRequest, db: SQLiteDatabase, keyring: KeyRing) -> TokenStore:
+    if request.param == "sqlite":
+        return db.tokens
+    if request.param == "memory-sealed":
+        return MemoryTokenStore(keyring=keyring)
+    return MemoryTokenStore()
+
+
+# -- the TokenStore contract, for every store ---------------------------------------------
+def test_implements_the_protocol(store: TokenStore) -> None:
+    assert isinstance(store, TokenStore)
+
+
+def test_put_get_keeps_every_field(store: TokenStore) -> None:
+    expires = NOW + timedelta(days=30)
+    info = store.put("alice", URL, "acme", creds("tok-1", "alice@x"), label="laptop", expires_at=expires, now=NOW)
+    assert (info.owner, info.url, info.scope, info.label, info.version) == ("alice", URL, "acme", "laptop", 1)
+    assert info.created_at == NOW and info.updated_at == NOW and info.last_used_at is None
+    assert info.expires_at == expires and info.api_username == "alice@x"
+    token = store.get("alice", URL, "acme")
+    assert token is not None and token.credentials is not None
+    assert token.credentials.api_password.reveal() == "tok-1"
+    assert token.credentials.api_username == "alice@x"
+    assert token.info() == info
+    assert store.get("alice", URL, ALL_TENANTS) is None
+
+
+def test_replace_keeps_id_and_created_bumps_version(store: TokenStore) -> None:
+    first = store.put("alice", URL, "acme", creds("tok-1"), now=NOW)
+    later = NOW + timedelta(hours=1)
+    second = store.put("alice", URL, "acme", creds("tok-2"), label="new", now=later)
+    assert second.id == first.id and second.version == 2
+    assert second.created_at == NOW and second.updated_at == later and second.label == "new"
+    token = store.get("alice", URL, "acme")
+    assert token is not None and token.credentials is not None
+    assert token.credentials.api_password.reveal() == "tok-2"
+    assert len(store.list()) == 1
+
+
+def test_lookup_prefers_candidates_in_order_and_opens_the_winner(store: TokenStore) -> None:
+    candidates = [(URL, "acme"), (URL, ALL_TENANTS), (SERVICE_URL, "acme"), (SERVICE_URL, ALL_TENANTS)]
+    assert store.lookup("alice", candidates) is None
+    for position, (url, scope) in reversed(list(enumerate(candidates))):
+        store.put("alice", url, scope, creds(f"tok-{position}"), now=NOW)
+        token = store.lookup("alice", candidates)
+        assert token is not None and token.credentials is not None
+        assert (token.url, token.scope) == (url, scope)
+        assert token.credentials.api_password.reveal() == f"tok-{position}"
+    assert store.lookup("bob", candidates) is None
+    assert store.lookup("alice", []) is None
+
+
+def test_delete_and_list(store: TokenStore) -> None:
+    store.put("alice", URL, "acme", creds("a"), now=NOW)
+    store.put("alice", URL, ALL_TENANTS, creds("b"), now=NOW)
+    store.put("bob", URL, "acme", creds("c"), now=NOW)
+    assert [(t.owner, t.scope) for t in store.list()] == [("alice", "*"), ("alice", "acme"), ("bob", "acme")]
+    assert [t.scope for t in store.list("alice")] == ["*", "acme"]
+    removed = store.delete("alice", URL, "acme")
+    assert removed is not None and removed.scope == "acme"
+    assert store.delete("alice", URL, "acme") is None
+    assert store.get("alice", URL, "acme") is None
+    assert len(store.list()) == 2
+
+
+def test_mark_used(store: TokenStore) -> None:
+    info = store.put("alice", URL, "acme", creds("a"), now=NOW)
+    assert info.id is not None
+    used = NOW + timedelta(minutes=5)
+    store.mark_used(info.id, used)
+    [listed] = store.list("alice")
+    assert listed.last_used_at == used
+
+
+def test_sealed_stores_record_the_key_id(store: TokenStore, keyring: KeyRing) -> None:
+    info = store.put("alice", URL, "acme", creds("a"), now=NOW)
+    sealed = not (isinstance(store, MemoryTokenStore) and store.keyring is None)
+    assert info.key_id == (keyring.primary_id if sealed else None)
+
+
+def test_lookup_of_an_unreadable_secret_names_the_token(db: SQLiteDatabase) -> None:
+    info = db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    other = db.tokens.put("bob", URL, "acme", creds("b"), now=NOW)
+    with db._core.transaction() as conn:  # a blob copied onto another row
+        conn.execute(
+            "UPDATE tokens SET secret = (SELECT secret FROM tokens WHERE id = ?) WHERE id = ?", (other.id, info.id)
+        )
+    with pytest.raises(SecretUnreadableError) as caught:
+        db.tokens.lookup("alice", [(URL, "acme")])
+    assert caught.value.token == info
+    assert caught.value.key_id == info.key_id
+    assert db.tokens.info("alice", URL, "acme") == info  # metadata stays readable
+
+
+def test_memory_store_seals_like_the_sqlite_store(db: SQLiteDatabase, keyring: KeyRing) -> None:
+    memory = MemoryTokenStore(keyring=keyring)
+    memory.put("alice", URL, "acme", creds("same-format"), now=NOW)
+    [entry] = memory._tokens.values()
+    assert entry.sealed is not None and entry.secret is None
+    aad = AssociatedData.for_token(owner="alice", scope="acme", url=URL, field="api_password")
+    assert keyring.open(entry.sealed, aad) == "same-format"
+    db.tokens.put("alice", URL, "acme", creds("same-format"), now=NOW)
+    [row] = db._core.read("SELECT secret FROM tokens")
+    assert row[0][:4] == entry.sealed[:4]  # same header: version, key id
+    assert keyring.open(row[0], aad) == "same-format"
+
+
+def test_memory_store_without_key_still_works_for_unit_tests() -> None:
+    store = MemoryTokenStore()
+    store.put("alice", URL, "acme", creds("a"), now=NOW)
+    assert "unsealed" in repr(store)
+
+
+# -- SQLite specifics ---------------------------------------------------------------------
+def test_unique_owner_url_scope(db: SQLiteDatabase) -> None:
+    db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), db._core.transaction() as conn:
+        conn.execute(
+            "INSERT INTO tokens (owner, url, scope, created_at, updated_at, key_id, secret)"
+            " VALUES ('alice', ?, 'acme', 'x', 'x', 'k1', x'00')",
+            (URL,),
+        )
+
+
+def test_wal_mode_busy_timeout_and_private_file(db: SQLiteDatabase, db_path: Path) -> None:
+    assert db._core.read_one("PRAGMA journal_mode")[0] == "wal"
+    assert db._core.read_one("PRAGMA busy_timeout")[0] == 5000
+    assert db._core.read_one("PRAGMA foreign_keys")[0] == 1
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    assert db.schema_version == SCHEMA_VERSION
+
+
+def test_lookup_is_one_indexed_query(db: SQLiteDatabase) -> None:
+    sql = db.tokens._sql_for(4)
+    plan = " ".join(str(row[3]) for row in db._core.read("EXPLAIN QUERY PLAN " + sql, ["a"] + ["x"] * 8))
+    assert "USING INDEX" in plan and "SCAN" not in plan
+    statements: list[str] = []
+    db._core.conn.set_trace_callback(statements.append)
+    try:
+        db.tokens.put("alice", URL, ALL_TENANTS, creds("a"), now=NOW)
+        statements.clear()
+        db.tokens.lookup("alice", [(URL, "acme"), (URL, ALL_TENANTS)])
+    finally:
+        db._core.conn.set_trace_callback(None)
+    assert len(statements) == 1 and statements[0].startswith("SELECT")
+
+
+def test_a_write_is_one_transaction(db: SQLiteDatabase) -> None:
+    statements: list[str] = []
+    db._core.conn.set_trace_callback(statements.append)
+    try:
+        db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    finally:
+        db._core.conn.set_trace_callback(None)
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    assert statements.count("BEGIN IMMEDIATE") == 1
+
+
+def test_a_failing_write_changes_nothing(db: SQLiteDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    before = db.dump()
+
+    def explode(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM tokens")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db._core.write(explode, "test")
+    assert db.dump() == before
+
+
+def test_put_rejects_naive_times(db: SQLiteDatabase) -> None:
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        db.tokens.put("alice", URL, "acme", creds("a"), now=datetime(2024, 1, 1))
+
+
+def test_put_many_imports_in_batches(db: SQLiteDatabase) -> None:
+    from tokenproviders import PersonalToken
+
+    tokens = [
+        PersonalToken(owner=f"user{i}", url=URL, scope="acme", credentials=creds(f"tok-{i}")) for i in range(25)
+    ]
+    assert db.tokens.put_many(tokens, now=NOW, batch_size=10) == 25
+    assert len(db.tokens) == 25
+    token = db.tokens.get("user7", URL, "acme")
+    assert token is not None and token.credentials is not None
+    assert token.credentials.api_password.reveal() == "tok-7"
+
+
+def test_mark_used_is_buffered_and_flushed(db: SQLiteDatabase) -> None:
+    info = db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    assert info.id is not None
+    db.tokens.mark_used(info.id, NOW + timedelta(minutes=1))
+    db.tokens.mark_used(info.id, NOW + timedelta(minutes=2))
+    db.tokens.mark_used(info.id, NOW + timedelta(seconds=30))  # older: ignored
+    assert db._core.read_one("SELECT last_used_at FROM tokens")[0] is None
+    db.flush()
+    assert db._core.read_one("SELECT last_used_at FROM tokens")[0].startswith("2024-05-01T12:02:00")
+
+
+def test_reopen_keeps_everything(db_path: Path, keyring: KeyRing) -> None:
+    with SQLiteDatabase(db_path, keyring) as db:
+        db.tokens.put("alice", URL, "acme", creds("persisted"), now=NOW)
+    with SQLiteDatabase(db_path, keyring) as db:
+        token = db.tokens.get("alice", URL, "acme")
+        assert token is not None and token.credentials is not None
+        assert token.credentials.api_password.reveal() == "persisted"
+
+
+def test_closed_database_says_so(db_path: Path, keyring: KeyRing) -> None:
+    db = SQLiteDatabase(db_path, keyring)
+    db.close()
+    db.close()
+    with pytest.raises(StoreError, match="closed"):
+        db.tokens.list()
+
+
+def test_not_a_database_is_a_store_error(tmp_path: Path, keyring: KeyRing) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"junk\.db"):
+        SQLiteDatabase(path, keyring)
+
+
+# -- schema versions and migrations -------------------------------------------------------
+def test_a_newer_schema_is_refused(db_path: Path, keyring: KeyRing) -> None:
+    SQLiteDatabase(db_path, keyring).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer") as caught:
+        SQLiteDatabase(db_path, keyring)
+    assert "upgrade tokenproviders" in caught.value.hint
+
+
+def test_migrations_run_once_in_order(db_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SQLiteDatabase(db_path, keyring) as db:
+        db.tokens.put("alice", URL, "acme", creds("kept"), now=NOW)
+    step = SCHEMA_VERSION + 1
+    monkeypatch.setattr(_sqlite_base, "SCHEMA_VERSION", step)
+    monkeypatch.setitem(_sqlite_base.MIGRATIONS, step, ("ALTER TABLE tokens ADD COLUMN note TEXT",))
+    with SQLiteDatabase(db_path, keyring) as db:
+        assert db.schema_version == step
+        assert "note" in [row[1] for row in db._core.read("PRAGMA table_info(tokens)")]
+        token = db.tokens.get("alice", URL, "acme")
+        assert token is not None and token.credentials is not None
+        assert token.credentials.api_password.reveal() == "kept"
+    with SQLiteDatabase(db_path, keyring) as db:  # not applied twice
+        assert db.schema_version == step
+
+
+# -- through the resolver -----------------------------------------------------------------
+def test_resolver_over_sqlite(resolver: Resolver, db: SQLiteDatabase, backend: object) -> None:
+    tracker = make_tracker()
+    assert resolver.resolve("alice", tracker).source == "bot"
+    resolver.tokens.set(owner="alice", url=SERVICE_URL, credentials=creds("svc"), scope=ALL_TENANTS)
+    resolution = resolver.resolve("alice", tracker)
+    assert resolution.source == "personal" and resolution.matched_url == SERVICE_URL
+    resolver.tokens.set(owner="alice", url=TRACKER_URL, credentials=creds("own"), scope="acme")
+    resolution = resolver.resolve("alice", tracker)
+    assert resolution.matched_url == TRACKER_URL and resolution.credentials.api_password.reveal() == "own"
+    with db._core.transaction() as conn:
+        conn.execute("UPDATE tokens SET secret = x'00' WHERE url = ? AND scope = 'acme'", (TRACKER_URL,))
+    with pytest.raises(PersonalTokenUnusableError, match="cannot be decrypted"):
+        resolver.resolve("alice", tracker)
+
+
+def test_store_objects_are_typed(db: SQLiteDatabase) -> None:
+    assert isinstance(db.tokens, SQLiteTokenStore)
