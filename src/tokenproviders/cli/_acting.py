@@ -1,0 +1,183 @@
+"""``resolve``, ``verify`` and ``report``: acting as a user on a tracker.
+
+``resolve`` shows which credentials the user would act with and why (secret masked);
+``verify`` asks the tracker who those credentials belong to; ``report`` files a bug with them
+and prints the issue's URL. Each goes through the resolver, so each lands in the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+from rich.table import Table
+
+from ..model import Identity, Resolution, Tracker, check_user_id
+from ._app import cli, pass_session
+from ._output import emit_json, format_scope, format_time, masked, stdout_console
+from ._state import Session
+
+__all__ = ["resolve", "verify", "report", "resolution_dict"]
+
+
+def resolution_dict(resolution: Resolution) -> dict[str, Any]:
+    tracker = resolution.tracker
+    return {
+        "user": resolution.user,
+        "tenant": tracker.tenant,
+        "tracker": tracker.id,
+        "tracker_type": tracker.type,
+        "tracker_url": tracker.url,
+        "source": resolution.source,
+        "scope": resolution.scope,
+        "token_id": resolution.token_id,
+        "token_version": resolution.token_version,
+        "matched_url": resolution.matched_url,
+        "api_username": resolution.credentials.api_username,
+        "api_password": masked(resolution.credentials.api_password),
+        "expires_at": resolution.expires_at,
+        "fallback_from": resolution.fallback_from,
+        "reason": resolution.reason,
+    }
+
+
+def _source_words(resolution: Resolution) -> str:
+    if resolution.source == "personal":
+        return f"{resolution.user}'s personal token #{resolution.token_id} ({format_scope(resolution.scope)})"
+    if resolution.source == "bot":
+        return f"the bot credentials of {resolution.tracker.tenant}/{resolution.tracker.id}"
+    return f"credentials from source {resolution.source!r}"
+
+
+def resolution_table(resolution: Resolution, title: str, extra: dict[str, str] | None = None) -> Table:
+    grid = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+    grid.add_column("field", style="bold", no_wrap=True)
+    grid.add_column("value", overflow="fold")
+    tracker = resolution.tracker
+    rows = {
+        "user": resolution.user,
+        "tracker": f"{tracker.tenant}/{tracker.id} ({tracker.type}) {tracker.url}",
+        "source": resolution.source,
+        "scope": format_scope(resolution.scope),
+        "token": (
+            f"#{resolution.token_id} v{resolution.token_version} for {resolution.matched_url}"
+            if resolution.token_id is not None
+            else "-"
+        ),
+        "username": resolution.credentials.api_username or "-",
+        "secret": masked(resolution.credentials.api_password),
+        "expires": format_time(resolution.expires_at) if resolution.expires_at else "never",
+    }
+    if resolution.fallback_from:
+        rows["fallback from"] = resolution.fallback_from
+    rows["reason"] = resolution.reason
+    rows.update(extra or {})
+    for key, value in rows.items():
+        grid.add_row(key, value)
+    return grid
+
+
+def _tracker(session: Session, tenant: str, tracker_id: str) -> Tracker:
+    return session.resolver.tracker(tenant, tracker_id)
+
+
+@cli.command()
+@click.argument("user")
+@click.argument("tenant")
+@click.argument("tracker_id", metavar="TRACKER")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def resolve(session: Session, user: str, tenant: str, tracker_id: str, as_json: bool) -> None:
+    """Show which credentials USER would use on TRACKER of TENANT, and why (secret masked)."""
+    check_user_id(user)
+    resolution = session.resolver.resolve(user, _tracker(session, tenant, tracker_id))
+    if as_json:
+        emit_json(resolution_dict(resolution))
+        return
+    stdout_console().print(resolution_table(resolution, f"Resolution for {user} on {tenant}/{tracker_id}"))
+
+
+@cli.command()
+@click.argument("user")
+@click.argument("tenant")
+@click.argument("tracker_id", metavar="TRACKER")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def verify(session: Session, user: str, tenant: str, tracker_id: str, as_json: bool) -> None:
+    """Ask TRACKER who USER's resolved credentials belong to (a whoami call)."""
+    check_user_id(user)
+    resolver = session.resolver
+    tracker = _tracker(session, tenant, tracker_id)
+    identity: Identity = resolver.verify(user, tracker)
+    # verify() resolved once; resolving again is cheap and gives the explanation to show.
+    resolution = resolver.resolve(user, tracker)
+    if as_json:
+        emit_json(
+            {
+                "identity": {
+                    "login": identity.login,
+                    "name": identity.name,
+                    "email": identity.email,
+                    "id": identity.id,
+                },
+                "resolution": resolution_dict(resolution),
+            }
+        )
+        return
+    who = identity.login + (f" ({identity.name})" if identity.name and identity.name != identity.login else "")
+    stdout_console().print(
+        resolution_table(
+            resolution,
+            f"{tracker.url} knows {user}'s credentials as {who}",
+            {"tracker says": who + (f" <{identity.email}>" if identity.email else "")},
+        )
+    )
+
+
+@cli.command()
+@click.argument("user")
+@click.argument("tenant")
+@click.argument("tracker_id", metavar="TRACKER")
+@click.option("--title", required=True, help="The issue's title.")
+@click.option("--body", default=None, help="The issue's description.")
+@click.option("--body-file", type=click.File("r"), default=None, help="Read the description from a file ('-': stdin).")
+@click.option("--label", "labels", multiple=True, help="A label (repeatable).")
+@click.option("--issue-type", help="Issue type, where the tracker has them [default: the tracker's option].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def report(
+    session: Session,
+    user: str,
+    tenant: str,
+    tracker_id: str,
+    title: str,
+    body: str | None,
+    body_file: IO[str] | None,
+    labels: tuple[str, ...],
+    issue_type: str | None,
+    as_json: bool,
+) -> None:
+    """File a bug on TRACKER of TENANT as USER's resolved identity; print the issue's URL.
+
+    The URL is the only line on stdout; the explanation goes to stderr.
+    """
+    if body is not None and body_file is not None:
+        raise click.UsageError("give --body or --body-file, not both")
+    text = body_file.read() if body_file is not None else (body or "")
+    check_user_id(user)
+    tracker = _tracker(session, tenant, tracker_id)
+    issue = session.resolver.report_issue(user, tracker, title, text, labels=labels, issue_type=issue_type)
+    resolution = issue.resolution
+    if as_json:
+        emit_json(
+            {
+                "id": issue.id,
+                "url": issue.url,
+                "resolution": resolution_dict(resolution) if resolution else None,
+            }
+        )
+        return
+    click.echo(issue.url)
+    if resolution is not None:
+        click.echo(f"Filed {issue.id} on {tenant}/{tracker_id} with {_source_words(resolution)}.", err=True)
+        click.echo(f"Why: {resolution.reason}", err=True)

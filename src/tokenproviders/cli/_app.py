@@ -1,0 +1,265 @@
+"""The root ``tokenproviders`` command: global options, error handling and shared helpers.
+
+Every failure ends as one line on stderr (``Error: what happened; what to do``) and one of the
+exit codes in :mod:`tokenproviders.cli.exit_codes`. ``--debug`` adds the traceback and DEBUG
+logging; both pass through the :class:`~tokenproviders.cli._redaction.Redactor`, so a secret
+this process handled never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import sqlite3
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import InvalidInputError, TokenProvidersError
+from ..model import ALL_TENANTS, Secret, check_scope
+from ._redaction import Redactor
+from ._state import HOME_ENV, KEY_FILE_ENV, CLIConfig, Session, open_session
+from .exit_codes import EXIT_CODES_HELP, ExitCode, exit_code_for
+
+__all__ = ["AliasedGroup", "RootGroup", "cli", "pass_session", "read_secret", "scope_from_options"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class AliasedGroup(click.Group):
+    """A group that also accepts the singular/plural spelling of its subcommands."""
+
+    def __init__(self, *args: Any, aliases: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = dict(aliases or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never fail the command
+            self.handleError(record)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class RootGroup(AliasedGroup):
+    """Runs the command and turns every failure into one redacted line and an exit code."""
+
+    def main(  # type: ignore[override,unused-ignore]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        config = extra.pop("obj", None)
+        if not isinstance(config, CLIConfig):
+            config = CLIConfig()
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, obj=config, **extra)
+        handler = _StderrHandler()
+        handler.setFormatter(config.redactor.formatter("%(levelname)s %(name)s: %(message)s"))
+        package_logger = logging.getLogger("tokenproviders")
+        package_logger.addHandler(handler)
+        old_level, old_propagate = package_logger.level, package_logger.propagate
+        package_logger.setLevel(logging.WARNING)
+        package_logger.propagate = False
+        code: int = ExitCode.OK
+        try:
+            result = super().main(
+                args, prog_name or "tokenproviders", complete_var, standalone_mode=False, obj=config, **extra
+            )
+            if isinstance(result, int) and not isinstance(result, bool):
+                code = result  # click.exceptions.Exit (e.g. --help, --version)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Error: aborted", err=True)
+            code = ExitCode.INTERRUPTED
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            self._report(config, exc, f"{exc.format_message()}{where}")
+            code = ExitCode.USAGE
+        except click.ClickException as exc:
+            self._report(config, exc, exc.format_message())
+            code = exc.exit_code
+        except TokenProvidersError as exc:
+            self._report(config, exc, str(exc))
+            code = exit_code_for(exc)
+        except sqlite3.Error as exc:
+            self._report(config, exc, f"the database failed: {exc}; check the data directory and its permissions")
+            code = ExitCode.STORE_ERROR
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                code = ExitCode.OK  # the reader went away (| head); not an error of ours
+            else:
+                where = f" {exc.filename}" if exc.filename else ""
+                self._report(config, exc, f"cannot access{where}: {exc.strerror or exc}")
+                code = ExitCode.STORE_ERROR
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no secret
+            self._report(
+                config,
+                exc,
+                f"unexpected {type(exc).__name__}: {exc}; this is a bug, rerun with --debug and report it",
+            )
+            code = ExitCode.ERROR
+        finally:
+            package_logger.removeHandler(handler)
+            package_logger.setLevel(old_level)
+            package_logger.propagate = old_propagate
+        sys.exit(code)
+
+    @staticmethod
+    def _report(config: CLIConfig, exc: BaseException, message: str) -> None:
+        redact = config.redactor.redact
+        if config.debug:
+            rendered = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            click.echo(redact(rendered), err=True, nl=False)
+        click.echo(f"Error: {redact(_one_line(message))}", err=True)
+
+
+def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        logging.getLogger("tokenproviders").setLevel(logging.DEBUG)
+    return value
+
+
+@click.group(
+    cls=RootGroup,
+    context_settings=CONTEXT_SETTINGS,
+    epilog=EXIT_CODES_HELP,
+    aliases={"tenant": "tenants", "tracker": "trackers", "tokens": "token", "key": "keys", "plugin": "plugins"},
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=HOME_ENV,
+    show_envvar=True,
+    help="Directory holding the database and key file [default: the platform's per-user data directory].",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=KEY_FILE_ENV,
+    show_envvar=True,
+    help="The 0600 key file [default: tokenproviders.key in the data directory].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, 300, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds before a tracker request gives up.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    callback=_debug_logging,
+    expose_value=True,
+    help="Show tracebacks and DEBUG logs on errors (secrets stay masked).",
+)
+@click.version_option(__version__, "--version", prog_name="tokenproviders")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, key_file: Path | None, timeout: float, debug: bool) -> None:
+    """Personal API tokens for issue trackers: file bugs as the person, not the bot.
+
+    Manage tenants, trackers (with bot credentials) and personal tokens in an embedded,
+    encrypted database; see which credentials a user would act with and why; file a bug as
+    them. Start with 'tokenproviders init', or watch 'tokenproviders demo'.
+
+    Secrets are never taken from the command line: commands prompt for them with hidden input,
+    or read them from stdin with --password-stdin.
+    """
+    config = ctx.ensure_object(CLIConfig)
+    if data_dir is not None:
+        config.data_dir = data_dir
+    if key_file is not None:
+        config.key_file = key_file
+    config.timeout = timeout
+    config.debug = config.debug or debug
+
+
+def get_config(ctx: click.Context | None = None) -> CLIConfig:
+    context = ctx if ctx is not None else click.get_current_context()
+    config = context.find_object(CLIConfig)
+    if config is None:  # a subcommand invoked on its own (tests)
+        config = context.ensure_object(CLIConfig)
+    return config
+
+
+def pass_session(function: Callable[Concatenate[Session, P], R]) -> Callable[P, R]:
+    """Open the data directory for the command (first argument) and close it when it ends."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = click.get_current_context()
+        session = open_session(get_config(ctx))
+        ctx.call_on_close(session.close)
+        return function(session, *args, **kwargs)
+
+    return wrapper
+
+
+def read_secret(
+    config: CLIConfig,
+    *,
+    prompt: str,
+    from_stdin: bool,
+    stdin_flag: str = "--password-stdin",
+    username: str | None = None,
+) -> Secret:
+    """Read a secret from stdin (one line) or a hidden prompt; never from argv."""
+    if from_stdin:
+        data = sys.stdin.read()
+        value = data.rstrip("\r\n")
+        if "\n" in value:
+            raise InvalidInputError(
+                f"{stdin_flag} expects a single line on stdin, got several",
+                hint="pipe exactly the secret, e.g. printf '%s' \"$TOKEN\" | tokenproviders ...",
+            )
+    else:
+        if not config.stdin_is_interactive():
+            raise click.UsageError(
+                f"stdin is not a terminal, so there is no hidden prompt for the {prompt.lower()};"
+                f" pipe it in with {stdin_flag}"
+            )
+        value = click.prompt(prompt, hide_input=True, err=True)
+    if not value or not value.strip():
+        raise InvalidInputError(f"the {prompt.lower()} is empty", hint=f"give a non-empty {prompt.lower()}")
+    secret = Secret(value)
+    config.redactor.add(secret, username)
+    return secret
+
+
+def scope_from_options(tenant: str | None, all_tenants: bool) -> str:
+    """The token scope from ``--tenant T`` / ``--all-tenants`` (exactly one of them)."""
+    if all_tenants and tenant is not None:
+        raise click.UsageError("give either --tenant or --all-tenants, not both")
+    if all_tenants:
+        return ALL_TENANTS
+    if tenant is None:
+        raise click.UsageError("give the token's scope: --tenant TENANT or --all-tenants")
+    return check_scope(tenant)
+
+
+def redactor_of(ctx: click.Context | None = None) -> Redactor:
+    return get_config(ctx).redactor

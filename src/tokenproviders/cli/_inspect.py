@@ -1,0 +1,130 @@
+"""``plugins`` and ``audit``: what is installed, and who acted with which credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..plugins import Plugins
+from ._app import cli, get_config, pass_session
+from ._output import emit_json, format_time, join, stdout_console, table
+from ._state import Session
+
+__all__ = ["plugins", "audit"]
+
+
+def _field_words(tracker_type: Any) -> str:
+    words = []
+    for f in tracker_type.fields:
+        flags = ["required" if f.required else "optional"]
+        if f.secret:
+            flags.append("secret")
+        words.append(f"{f.name} ({f.label}; {', '.join(flags)})")
+    return "; ".join(words)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins and tracker types, with versions, fields, and broken plugins."""
+    config = get_config()
+    manager = Plugins(extra=config.extra_plugins)
+    infos = manager.list()
+    owners = {name: info for info in infos for name in info.tracker_types}
+    types = [
+        {
+            "type": name,
+            "title": tracker_type.title,
+            "plugin": owners[name].name if name in owners else None,
+            "distribution": owners[name].distribution if name in owners else None,
+            "version": owners[name].version if name in owners else None,
+            "fields": [
+                {"name": f.name, "label": f.label, "help": f.help, "required": f.required, "secret": f.secret}
+                for f in tracker_type.fields
+            ],
+        }
+        for name, tracker_type in sorted(manager.tracker_types.items())
+    ]
+    if as_json:
+        emit_json({"plugins": [info.as_dict() for info in infos], "tracker_types": types})
+        return
+    console = stdout_console()
+    grid = table("Tracker types", "type", "title", "plugin", "version", "fields")
+    for name, tracker_type in sorted(manager.tracker_types.items()):
+        owner = owners.get(name)
+        grid.add_row(
+            name,
+            tracker_type.title,
+            owner.distribution or owner.name if owner else "-",
+            (owner.version or "-") if owner else "-",
+            _field_words(tracker_type),
+        )
+    console.print(grid)
+    grid = table("Plugins", "name", "distribution", "version", "provides", "status")
+    for info in infos:
+        if info.broken:
+            status = f"[bold red]broken[/]: {info.broken}"
+        elif info.blocked:
+            status = "[yellow]blocked[/] by TOKENPROVIDERS_BLOCK_PLUGINS / TOKENPROVIDERS_LOAD_PLUGINS"
+        else:
+            status = "[green]loaded[/]" + (" (built-in)" if info.builtin else "")
+        provides = join(info.tracker_types or [h.removeprefix("tokenproviders_") for h in info.hooks])
+        grid.add_row(info.name, info.distribution or "-", info.version or "-", provides, status)
+    console.print(grid)
+    if not manager.tracker_types:
+        click.echo(
+            "No tracker types are installed; install one, e.g. pip install tokenproviders-jira", err=True
+        )
+
+
+def _entry_dict(entry: Any) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "user": entry.user,
+        "tenant": entry.tenant,
+        "tracker": entry.tracker,
+        "source": entry.source,
+        "scope": getattr(entry, "scope", None),
+        "token_id": entry.token_id,
+    }
+
+
+@cli.command()
+@click.option("--user", "-u", help="Only resolutions for this user.")
+@click.option("--tenant", "-t", help="Only this tenant.")
+@click.option("--tracker", help="Only this tracker id.")
+@click.option("--source", help="Only this source (personal, bot, ...).")
+@click.option(
+    "--limit", "-n", type=click.IntRange(1, 1_000_000), default=50, show_default=True, help="Newest entries to show."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def audit(
+    session: Session,
+    user: str | None,
+    tenant: str | None,
+    tracker: str | None,
+    source: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The audit trail: who acted on which tracker, with credentials from which source, when."""
+    entries = session.db.audit.query(user=user, tenant=tenant, tracker=tracker, source=source, limit=limit)
+    rows = [_entry_dict(e) for e in entries]
+    if as_json:
+        emit_json(rows)
+        return
+    grid = table("Audit trail (newest first)", "when", "user", "tenant", "tracker", "source", "token")
+    for row in rows:
+        grid.add_row(
+            format_time(row["at"]),
+            row["user"],
+            row["tenant"],
+            row["tracker"],
+            row["source"],
+            f"#{row['token_id']}" if row["token_id"] is not None else "-",
+        )
+    stdout_console().print(grid)
+    if not rows:
+        click.echo("No resolutions recorded (yet)", err=True)

@@ -1,0 +1,123 @@
+"""How the command prints: rich tables for people, ``--json`` for scripts, times in UTC."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import ALL_TENANTS, Secret
+
+__all__ = [
+    "stdout_console",
+    "table",
+    "emit_json",
+    "format_time",
+    "format_scope",
+    "expiry_status",
+    "expiry_text",
+    "masked",
+    "SOON_DAYS",
+]
+
+#: Tokens expiring within this many days stand out in listings.
+SOON_DAYS = 14
+
+
+def stdout_console() -> Console:
+    """A console on the current stdout (looked up now, so click's test runner captures it).
+
+    Output that is not a terminal gets a wide, fixed width so URLs are not cut in pipes and logs.
+    """
+    stream = sys.stdout
+    is_terminal = hasattr(stream, "isatty") and stream.isatty()
+    width = None if is_terminal or os.environ.get("COLUMNS") else 200
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def table(title: str | None, *columns: str) -> Table:
+    grid = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    return grid
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Secret):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False, ensure_ascii=False))
+
+
+def format_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_scope(scope: str | None) -> str:
+    if scope is None:
+        return "-"
+    return "all tenants" if scope == ALL_TENANTS else f"tenant {scope}"
+
+
+def expiry_status(expires_at: datetime | None, now: datetime, soon_days: int = SOON_DAYS) -> str:
+    """``none``, ``ok``, ``expiring`` (within ``soon_days``) or ``expired``."""
+    if expires_at is None:
+        return "none"
+    if expires_at <= now:
+        return "expired"
+    if expires_at - now <= timedelta(days=soon_days):
+        return "expiring"
+    return "ok"
+
+
+def _humanize(delta: timedelta) -> str:
+    seconds = abs(delta.total_seconds())
+    if seconds < 3600:
+        return f"{max(1, int(seconds // 60))} min"
+    if seconds < 86400 * 2:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} days"
+
+
+def expiry_text(expires_at: datetime | None, now: datetime, soon_days: int = SOON_DAYS) -> Text:
+    """The expiry cell of a token listing: expired in bold red, soon-expiring in yellow."""
+    status = expiry_status(expires_at, now, soon_days)
+    if expires_at is None:
+        return Text("never", style="dim")
+    when = format_time(expires_at)
+    if status == "expired":
+        return Text(f"EXPIRED {when} ({_humanize(now - expires_at)} ago)", style="bold red")
+    if status == "expiring":
+        return Text(f"{when} (in {_humanize(expires_at - now)}, renew soon)", style="bold yellow")
+    return Text(when)
+
+
+def masked(secret: Secret | None) -> str:
+    """A secret as listings show it: never the value, only whether there is one."""
+    if secret is None or not secret:
+        return "(none)"
+    return str(secret)
+
+
+def join(values: Iterable[str]) -> str:
+    return ", ".join(values) or "-"

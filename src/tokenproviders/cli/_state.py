@@ -1,0 +1,201 @@
+"""Where the command keeps its data, and opening it: the embedded SQLite database plus key file.
+
+The data directory comes from ``--data-dir``, else ``TOKENPROVIDERS_HOME``, else platformdirs'
+per-user data directory. It holds ``tokenproviders.sqlite3`` and, unless ``--key-file`` points
+elsewhere, the 0600 key file ``tokenproviders.key``. Nothing is created except by ``init``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import StoreError, TokenProvidersError
+from ..model import ClientSettings
+from ..plugins import Plugins
+from ..resolver import Resolver
+from ._redaction import Redactor
+from .exit_codes import ConflictError
+
+if TYPE_CHECKING:
+    from ..crypto import KeyRing
+    from ..stores.sqlite import SQLiteDatabase, SQLiteDirectory
+
+__all__ = ["CLIConfig", "DataPaths", "Session", "initialise", "open_session", "HOME_ENV", "KEY_FILE_ENV"]
+
+HOME_ENV = "TOKENPROVIDERS_HOME"
+KEY_FILE_ENV = "TOKENPROVIDERS_KEY_FILE"
+DB_NAME = "tokenproviders.sqlite3"
+KEY_NAME = "tokenproviders.key"
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("tokenproviders", appauthor=False))
+
+
+@dataclass
+class CLIConfig:
+    """What the root command's options decided, shared with every subcommand (``ctx.obj``).
+
+    Tests may pass a pre-filled instance as ``obj`` to add plugins (e.g. the in-memory tracker
+    type) or to pretend that stdin is a terminal.
+    """
+
+    data_dir: Path | None = None
+    key_file: Path | None = None
+    debug: bool = False
+    timeout: float = 10.0
+    extra_plugins: Sequence[object] = ()
+    interactive: bool | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def paths(self) -> DataPaths:
+        root = self.data_dir if self.data_dir is not None else default_data_dir()
+        return DataPaths(root=root, key_file=self.key_file)
+
+    def stdin_is_interactive(self) -> bool:
+        if self.interactive is not None:
+            return self.interactive
+        try:
+            return bool(sys.stdin.isatty())
+        except (AttributeError, ValueError):
+            return False
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The files of one data directory."""
+
+    root: Path
+    key_file: Path | None = None
+
+    @property
+    def database(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def key(self) -> Path:
+        return self.key_file if self.key_file is not None else self.root / KEY_NAME
+
+
+def _store_error(action: str, path: Path, exc: BaseException) -> StoreError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return StoreError(f"cannot {action} {path}: {reason}")
+
+
+def _open_database(path: Path, keyring: KeyRing) -> SQLiteDatabase:
+    from ..stores.sqlite import SQLiteDatabase
+
+    try:
+        return SQLiteDatabase(path, keyring)
+    except TokenProvidersError:
+        raise
+    except sqlite3.Error as exc:
+        raise _store_error("open the database", path, exc) from None
+    except OSError as exc:
+        raise _store_error("open the database", path, exc) from None
+
+
+def initialise(paths: DataPaths) -> tuple[Path, Path]:
+    """Create the data directory, a fresh key file and an empty database. Refuses to clobber."""
+    from ..crypto import KeyRing
+
+    database, key = paths.database, paths.key
+    for existing in (database, key):
+        if existing.exists():
+            raise ConflictError(
+                f"{existing} already exists; refusing to overwrite it",
+                hint="use another --data-dir, or move the existing database and key away first",
+            )
+    created: list[Path] = []
+    try:
+        for directory in dict.fromkeys((paths.root, key.parent)):
+            if not directory.exists():
+                try:
+                    directory.mkdir(mode=0o700, parents=True)
+                except OSError as exc:
+                    raise _store_error("create the data directory", directory, exc) from None
+                created.append(directory)
+        try:
+            KeyRing.generate_key_file(key)
+        except OSError as exc:
+            raise _store_error("write the key file", key, exc) from None
+        created.append(key)
+        keyring = KeyRing.from_key_file(key)
+        database_existed = database.exists()
+        db = _open_database(database, keyring)
+        if not database_existed:
+            created.append(database)
+        db.close()
+    except BaseException:
+        # Leave nothing half-made behind, so that a second ``init`` can succeed.
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                        extra.unlink(missing_ok=True)
+        raise
+    return database, key
+
+
+class Session:
+    """One command's open database, plugins and resolver. Close it when the command ends."""
+
+    def __init__(self, config: CLIConfig, *, isolated: bool = False) -> None:
+        from ..crypto import KeyRing
+
+        self.config = config
+        self.paths = paths = config.paths()
+        if not paths.database.exists():
+            raise StoreError(
+                f"no tokenproviders database at {paths.database}",
+                hint=(
+                    "run 'tokenproviders init' first, or point --data-dir (or "
+                    f"{HOME_ENV}) at an initialised data directory"
+                ),
+            )
+        self.plugins = Plugins(extra=config.extra_plugins)
+        if isolated:
+            # The demo: only its own key file, whatever the environment or key plugins say.
+            keyring = KeyRing.from_key_file(paths.key)
+        else:
+            key_file = paths.key if paths.key_file is not None or paths.key.exists() else None
+            keyring = KeyRing.load(key_file=key_file, plugins=self.plugins)
+        self.db: SQLiteDatabase = _open_database(paths.database, keyring)
+        try:
+            self.plugins.register(self.db.audit.observer(), name="audit")
+            self.plugins.register(config.redactor.observer(), name="cli-redactor")
+            self.resolver = Resolver(
+                self.db.directory,
+                self.db.tokens,
+                plugins=self.plugins,
+                settings=ClientSettings(timeout=config.timeout),
+            )
+        except BaseException:
+            self.db.close()
+            raise
+
+    @property
+    def directory(self) -> SQLiteDirectory:
+        return self.db.directory
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_session(config: CLIConfig) -> Session:
+    """Open the data directory named by ``config`` (it must have been initialised)."""
+    try:
+        return Session(config)
+    except OSError as exc:
+        raise _store_error("open", Path(exc.filename or config.paths().root), exc) from None
+
