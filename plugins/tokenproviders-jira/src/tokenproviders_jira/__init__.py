@@ -1,0 +1,394 @@
+"""The Jira tracker type for tokenproviders: Jira Cloud, Server and Data Center.
+
+Two credential kinds, told apart by ``api_username``:
+
+* **Jira Cloud**: the account's e-mail in ``api_username`` and an API token in ``api_password``,
+  sent as ``Authorization: Basic base64(email:token)``. (A Server that still allows basic
+  authentication takes a user name and password the same way.)
+* **Jira Server / Data Center**: a personal access token alone in ``api_password`` (empty
+  ``api_username``), sent as ``authorization: Bearer <token>``.
+
+The tracker's ``base_url`` is the Jira instance (with its context path, e.g.
+``https://jira.example.com/jira``); it is also the service URL, so one personal token serves
+every tracker (project) on that instance. ``api_url`` optionally names another address for
+the REST API (an internal host name, or ``https://api.atlassian.com/ex/jira/<cloudId>`` for
+scoped Cloud API tokens); browser links always use ``base_url``.
+
+Options (``Tracker.options``): ``project`` (key or numeric id, required to report),
+``issue_type`` (default ``"Bug"``), ``labels`` (list, or a comma-separated string) and
+``fields`` (a mapping of further create-issue fields, e.g. ``{"components": [{"name": "UI"}]}``).
+
+The ``jira`` library is imported only in :meth:`JiraTrackerType.build_client`; the client is
+built without the ``serverInfo`` probe, with the configured timeout, and with only the
+retries that cannot duplicate an issue (see :func:`_retry_policy`).
+"""
+
+from __future__ import annotations
+
+import http
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from tokenproviders import (
+    ClientSettings,
+    ConfigurationError,
+    Credentials,
+    Field,
+    Identity,
+    InvalidCredentialsError,
+    InvalidInputError,
+    IssueDraft,
+    ReportedIssue,
+    Tracker,
+    TrackerFailure,
+    TrackerType,
+    classify_http_status,
+    hookimpl,
+    normalize_url,
+)
+
+__all__ = ["JiraTrackerType", "tokenproviders_register_tracker_types"]
+
+#: Jira refuses longer summaries (HTTP 400) and any line break in them.
+SUMMARY_MAX = 255
+_ISSUE_KEY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class JiraTrackerType(TrackerType):
+    """Jira Cloud (e-mail + API token) and Jira Server / Data Center (personal access token)."""
+
+    name: ClassVar[str] = "jira"
+    title: ClassVar[str] = "Jira (Cloud, Server, Data Center)"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field(
+            "api_username",
+            "E-mail (Jira Cloud only)",
+            "Jira Cloud: the e-mail address of your Atlassian account, used together with an API"
+            " token. Jira Server / Data Center: leave empty and give a personal access token.",
+            required=False,
+        ),
+        Field(
+            "api_password",
+            "API token (Cloud) or personal access token (Server / Data Center)",
+            "Jira Cloud: create an API token at https://id.atlassian.com/manage-profile/security/api-tokens"
+            " (Atlassian account > Security > Create and manage API tokens); it acts with your own"
+            " permissions (Browse Projects, Create Issues, Add Comments). Jira Server / Data Center 8.14+:"
+            " your avatar > Profile > Personal Access Tokens > Create token.",
+            secret=True,
+        ),
+    )
+
+    # -- declaration -------------------------------------------------------------------------
+    def validate_credentials(self, credentials: Credentials) -> None:
+        super().validate_credentials(credentials)
+        secret = credentials.api_password.reveal()
+        if credentials.api_username is None:
+            # A bearer token travels verbatim in a header: a pasted line break or space would
+            # make the HTTP library refuse it with the header value in its error message.
+            if any(c.isspace() for c in secret) or not secret.isascii():
+                raise InvalidCredentialsError(
+                    "a Jira personal access token cannot contain spaces, line breaks or non-ASCII"
+                    " characters",
+                    hint="copy the token again from Jira (Profile > Personal Access Tokens)",
+                )
+            return
+        if _CONTROL.search(credentials.api_username) or _CONTROL.search(secret):
+            raise InvalidCredentialsError(
+                "Jira credentials cannot contain line breaks or control characters",
+                hint="copy the e-mail and API token again",
+            )
+        try:
+            credentials.api_username.encode("latin-1")
+            secret.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidCredentialsError(
+                "Jira basic authentication cannot carry characters outside Latin-1",
+                hint="use an API token (Cloud) or a personal access token (Server / Data Center)",
+            ) from None
+
+    def service_url(self, tracker: Tracker) -> str | None:
+        """The Jira instance itself: ``base_url`` *is* the instance, context path included."""
+        return tracker.url
+
+    # -- talking to Jira -----------------------------------------------------------------------
+    def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
+        import jira
+        from requests.adapters import HTTPAdapter
+
+        options: dict[str, Any] = {
+            "server": _api_server(tracker),
+            "verify": _verify(tracker),
+            "headers": {"User-Agent": settings.user_agent},
+        }
+        auth: dict[str, Any]
+        if credentials.api_username:
+            auth = {"basic_auth": (credentials.api_username, credentials.api_password.reveal())}
+        else:
+            auth = {"token_auth": credentials.api_password.reveal()}
+        client = jira.JIRA(
+            options=options,
+            get_server_info=False,  # no GET serverInfo per client; nothing here needs the version
+            max_retries=0,  # jira's own loop sleeps 20-60 s per retry and re-sends POSTs
+            timeout=settings.timeout,
+            **auth,
+        )
+        adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
+        client._session.mount("https://", adapter)
+        client._session.mount("http://", adapter)
+        return client
+
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        me: Mapping[str, Any] = client.myself()  # GET /rest/api/2/myself
+        login = me.get("name") or me.get("emailAddress") or me.get("accountId") or me.get("key")
+        if not login:
+            raise ConfigurationError(
+                f"tracker {tracker.label}: Jira's /myself answer names no user",
+                hint="check that base_url (or api_url) points at Jira's REST API",
+            )
+        return Identity(
+            login=str(login),
+            name=_str_or_none(me.get("displayName")),
+            email=_str_or_none(me.get("emailAddress")),
+            id=_str_or_none(me.get("accountId") or me.get("key")),
+        )
+
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        fields = self.issue_fields(tracker, draft)
+        # prefetch=False: no GET of the new issue; project and issue type are sent by key and
+        # name, so the library does not look them up either. One POST.
+        issue = client.create_issue(fields=fields, prefetch=False)
+        key = str(issue.key)
+        return ReportedIssue(id=key, url=f"{tracker.url}/browse/{key}")
+
+    def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
+        if not _ISSUE_KEY.match(issue_id):
+            raise InvalidInputError(
+                f"{issue_id!r} is not a Jira issue key (like PROJ-123) or numeric issue id"
+            )
+        client.add_comment(issue_id, text)  # one POST /rest/api/2/issue/{key}/comment
+
+    def issue_fields(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
+        """The ``fields`` of the create-issue request for ``draft`` on ``tracker``."""
+        options = tracker.options
+        project = options.get("project")
+        if isinstance(project, int) and not isinstance(project, bool):
+            project = str(project)
+        if not isinstance(project, str) or not project.strip():
+            raise ConfigurationError(
+                f"tracker {tracker.label} has no Jira project to report into",
+                hint="set the tracker's options={'project': 'KEY'} (the project key, e.g. PROJ)",
+            )
+        project = project.strip()
+        issue_type = draft.issue_type or options.get("issue_type") or "Bug"
+        if not isinstance(issue_type, str):
+            raise ConfigurationError(f"tracker {tracker.label}: option 'issue_type' must be a string")
+        summary = " ".join(draft.title.split())
+        if len(summary) > SUMMARY_MAX:
+            summary = summary[: SUMMARY_MAX - 1] + "\u2026"
+        fields: dict[str, Any] = {
+            "project": {"id": project} if project.isdigit() else {"key": project},
+            "issuetype": {"name": issue_type},
+            "summary": summary,
+        }
+        if draft.body:
+            fields["description"] = draft.body
+        labels = _labels(tracker, options.get("labels"), draft.labels)
+        if labels:
+            fields["labels"] = labels
+        extra = options.get("fields")
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise ConfigurationError(f"tracker {tracker.label}: option 'fields' must be a mapping")
+            for name, value in extra.items():
+                fields.setdefault(str(name), value)
+        return fields
+
+    # -- errors ------------------------------------------------------------------------------
+    def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        jira_exceptions = sys.modules.get("jira.exceptions")
+        if jira_exceptions is not None and isinstance(exc, jira_exceptions.JIRAError):
+            return _jira_failure(exc)
+        return _network_failure(exc) or super().classify_error(exc)
+
+
+@hookimpl
+def tokenproviders_register_tracker_types(register: Callable[[TrackerType], None]) -> None:
+    """Register the ``jira`` tracker type."""
+    register(JiraTrackerType())
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _api_server(tracker: Tracker) -> str:
+    return normalize_url(tracker.api_url) if tracker.api_url else tracker.url
+
+
+def _verify(tracker: Tracker) -> bool | str:
+    if not tracker.verify_tls:
+        return False
+    return tracker.ca_bundle or True
+
+
+def _retry_policy(retries: int) -> Any:
+    """Retries that can neither duplicate an issue nor outlast the timeout by much.
+
+    A failed *connect* never reached the server, so it is retried for every method, the POST
+    that files an issue included; a 502/503/504 is retried only for idempotent requests
+    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
+    that does not answer fails after one timeout, and a POST that timed out may have landed.
+    """
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=False,
+        status=retries,
+        other=0,
+        status_forcelist=(502, 503, 504),
+        backoff_factor=0.1,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+
+
+def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
+    if option is None:
+        configured: list[Any] = []
+    elif isinstance(option, str):
+        configured = option.split(",")
+    elif isinstance(option, (list, tuple)):
+        configured = list(option)
+    else:
+        raise ConfigurationError(f"tracker {tracker.label}: option 'labels' must be a list or a string")
+    labels: list[str] = []
+    for value in (*configured, *extra):
+        # Jira refuses a label with a space in it (HTTP 400); keep the words together instead.
+        label = "-".join(str(value).split())
+        if label and label not in labels:
+            labels.append(label)
+    return labels
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _safe_text(text: str, limit: int = 200) -> str:
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _jira_messages(response: Any) -> str:
+    """Jira's own error messages from a JSON error body (never a raw body, which a proxy may fill)."""
+    if response is None:
+        return ""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    parts: list[str] = []
+    messages = data.get("errorMessages")
+    if isinstance(messages, list):
+        parts.extend(str(m) for m in messages if isinstance(m, str) and m)
+    errors = data.get("errors")
+    if isinstance(errors, dict):
+        parts.extend(f"{k}: {v}" for k, v in errors.items() if isinstance(v, str))
+    return _safe_text("; ".join(parts))
+
+
+def _auth_scheme(response: Any) -> str:
+    request = getattr(response, "request", None)
+    headers = getattr(request, "headers", None) or {}
+    value = headers.get("authorization") or ""
+    return str(value).split(" ", 1)[0].lower()
+
+
+def _jira_failure(exc: Any) -> TrackerFailure:
+    status = exc.status_code
+    response = exc.response
+    if not isinstance(status, int):
+        return TrackerFailure("unavailable", "Jira sent an empty answer")
+    text = f"HTTP {status} {_phrase(status)}".rstrip()
+    headers = getattr(response, "headers", None) or {}
+    path = str(exc.url or "").split("?", 1)[0].rstrip("/")
+    if status == 401:
+        scheme = _auth_scheme(response)
+        if scheme == "bearer":
+            text += (
+                "; it was sent as a personal access token (Bearer), but Jira Cloud needs the"
+                " account's e-mail with an API token"
+            )
+        elif scheme == "basic":
+            text += "; it was sent as e-mail (or user name) and API token (Basic)"
+    elif status == 403:
+        login_reason = str(headers.get("X-Seraph-LoginReason", ""))
+        if "AUTHENTICATION_DENIED" in login_reason or headers.get("X-Authentication-Denied-Reason"):
+            text += ": Jira demands a CAPTCHA after failed logins; log in once in a browser"
+        else:
+            text += ": the account lacks a Jira permission (Browse Projects, Create Issues or Add Comments)"
+    elif status == 404:
+        if path.endswith("/myself"):
+            text += ": no Jira REST API at this address; check its context path (e.g. /jira)"
+        elif path.endswith("/comment"):
+            text += ": the issue does not exist or the account cannot see it"
+    elif 400 <= status < 500 and status != 429:
+        messages = _jira_messages(response)
+        if messages:
+            text += f": {messages}"
+    failure = classify_http_status(status, text)
+    if failure is None:
+        # A 2xx/3xx the library still refused, e.g. a create answer without an issue key.
+        return TrackerFailure("request", f"unexpected answer {text} (no issue key)", status)
+    return failure
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
+
+
+def _network_failure(exc: BaseException) -> TrackerFailure | None:
+    """Name what went wrong on the wire, in words that never quote the library's message."""
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    if isinstance(exc, requests_exceptions.SSLError):
+        return TrackerFailure(
+            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
+        )
+    if isinstance(exc, requests_exceptions.ConnectTimeout):
+        return TrackerFailure("unavailable", "connecting timed out")
+    if isinstance(exc, requests_exceptions.Timeout):
+        return TrackerFailure("unavailable", "no answer within the timeout")
+    if isinstance(exc, requests_exceptions.ConnectionError):
+        if _caused_by(exc, (ConnectionRefusedError,)):
+            return TrackerFailure("unavailable", "connection refused")
+        if _caused_by(exc, (socket.gaierror,)):
+            return TrackerFailure("unavailable", "the host name does not resolve")
+        return TrackerFailure("unavailable", "connection failed")
+    if isinstance(exc, requests_exceptions.HTTPError):
+        return None  # a status: let the generic mapping read it
+    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
+    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")
