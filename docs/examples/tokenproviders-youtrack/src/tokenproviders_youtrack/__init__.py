@@ -1,0 +1,128 @@
+"""YouTrack tracker type for tokenproviders: a permanent token, sent as a Bearer token.
+
+An example third-party plugin: the whole tracker type is this module. It talks to YouTrack's
+REST API (``{base_url}/api``) with ``requests``, which it imports inside ``build_client`` only,
+so listing plugins never pays for it.
+
+Tracker options: ``project`` (required to report): the project's database id, e.g. ``"0-0"``
+(``GET /api/admin/projects?fields=id,shortName`` lists them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from tokenproviders import (
+    ClientSettings,
+    ConfigurationError,
+    Credentials,
+    Field,
+    Identity,
+    IssueDraft,
+    ReportedIssue,
+    Tracker,
+    TrackerType,
+    hookimpl,
+)
+
+__all__ = ["YouTrackClient", "YouTrackType", "tokenproviders_register_tracker_types"]
+
+
+# [start client]
+class YouTrackClient:
+    """What ``build_client`` returns: a ``requests`` session bound to one YouTrack's API.
+
+    The session carries the token in its ``Authorization`` header; this object's ``repr``
+    shows the API URL only.
+    """
+
+    def __init__(self, session: Any, api_url: str, timeout: float) -> None:
+        self.session = session
+        self.api_url = api_url
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, payload: Any = None, fields: str = "id") -> Any:
+        response = self.session.request(
+            method, f"{self.api_url}{path}", params={"fields": fields}, json=payload, timeout=self.timeout
+        )
+        response.raise_for_status()  # the core maps requests' HTTPError by its status code
+        return response.json()
+
+    def __repr__(self) -> str:
+        return f"<YouTrackClient {self.api_url}>"
+
+
+# [end client]
+
+
+# [start declaration]
+class YouTrackType(TrackerType):
+    """YouTrack Cloud or Server, authenticated with a permanent token."""
+
+    name: ClassVar[str] = "youtrack"
+    title: ClassVar[str] = "YouTrack (Cloud or Server)"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field(
+            "api_password",
+            "Permanent token",
+            help="In YouTrack: Profile > Account Security > New token. It starts with perm:",
+            secret=True,
+        ),
+    )
+
+    def service_url(self, tracker: Tracker) -> str | None:
+        # A token belongs to one YouTrack instance, and the tracker's URL is that instance.
+        return None
+
+    # [end declaration]
+
+    # [start build_client]
+    def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
+        import requests  # here, not at module top: importing a client library costs every host
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {credentials.api_password.reveal()}"
+        session.headers["Accept"] = "application/json"
+        session.headers["User-Agent"] = settings.user_agent
+        session.verify = tracker.ca_bundle or tracker.verify_tls
+        # Bounded retries: refused connections and GETs only, no sleeping between attempts.
+        retry = Retry(total=settings.retries, backoff_factor=0, allowed_methods={"GET"}, status_forcelist=())
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        api_url = (tracker.api_url or f"{tracker.base_url.rstrip('/')}/api").rstrip("/")
+        return YouTrackClient(session, api_url, settings.timeout)
+
+    # [end build_client]
+
+    # [start calls]
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        me = client.call("GET", "/users/me", fields="id,login,fullName,email")
+        return Identity(login=me["login"], name=me.get("fullName"), email=me.get("email"), id=me.get("id"))
+
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        project = tracker.options.get("project")
+        if not project:
+            raise ConfigurationError(
+                f"tracker {tracker.label} has no 'project' option",
+                hint="set options={'project': '<database id>'}, e.g. '0-0'",
+            )
+        payload = {"project": {"id": project}, "summary": draft.title, "description": draft.body}
+        created = client.call("POST", "/issues", payload, fields="id,idReadable")
+        readable = created["idReadable"]
+        return ReportedIssue(id=readable, url=f"{tracker.base_url.rstrip('/')}/issue/{readable}")
+
+    def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
+        client.call("POST", f"/issues/{issue_id}/comments", {"text": text})
+
+    # [end calls]
+
+
+# [start hook]
+@hookimpl
+def tokenproviders_register_tracker_types(register: Any) -> None:
+    register(YouTrackType())
+
+
+# [end hook]

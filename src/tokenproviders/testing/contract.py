@@ -1,0 +1,729 @@
+"""The contract every tracker type keeps, as a test class a plugin's own tests subclass.
+
+A plugin proves itself against its fake server by subclassing :class:`TrackerTypeContract` in a
+test module and declaring what it is::
+
+    from tokenproviders.testing import CredentialKind, Header, TrackerTypeContract
+    from tokenproviders_youtrack.testing import FakeYouTrack
+
+    class TestYouTrackContract(TrackerTypeContract):
+        plugin = "tokenproviders_youtrack"          # the entry point's value
+        type_name = "youtrack"
+        fake_class = FakeYouTrack
+        client_modules = ("requests",)
+        credential_kinds = (
+            CredentialKind("permanent token", password="perm:{secret}",
+                           sends=Header("Authorization", "Bearer {api_password}")),
+        )
+        options = {"project": "0-0"}
+
+pytest then runs every ``test_*`` method below against that plugin. What they check:
+
+* the plugin registers the type, with a valid declaration: fields with labels and help text,
+  ``api_password`` marked secret, each credential kind accepted, undeclared fields refused;
+* importing the plugin module and discovering the plugin import none of ``client_modules``,
+  and ``build_client`` does (checked in a fresh interpreter);
+* each credential kind reaches the tracker exactly as declared by ``sends`` (the header or query
+  parameter recorded by the fake) on every request;
+* whoami, a bug report and a comment are attributed to the token's owner when alice has a
+  personal token, and to the bot when bob has none;
+* 401 and 403 become :class:`~tokenproviders.CredentialsRejectedError`; refused connections,
+  timeouts (``fake.hang()``) and 5xx become :class:`~tokenproviders.TrackerUnavailableError`;
+* no secret (nor its Basic or URL encoding) appears in a log record at DEBUG, on stdout or
+  stderr, in an error (as a traceback prints it) or in the ``repr`` of the client, the type or
+  the resolution.
+
+The secrets are random per test, so a leak cannot hide behind a coincidence.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import traceback
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, ClassVar, Literal, Protocol
+
+import pytest
+
+from ..directory import MemoryDirectory
+from ..errors import (
+    CredentialsRejectedError,
+    InvalidCredentialsError,
+    TokenProvidersError,
+    TrackerUnavailableError,
+)
+from ..model import ClientSettings, Credentials, Identity, ReportedIssue, Secret, Tracker
+from ..plugins import ENTRY_POINT_GROUP, Plugins
+from ..resolver import Resolver
+from ..stores import MemoryTokenStore
+from ..trackertype import TrackerType
+from .fakes import FakeIssue, FakeTracker, RecordedRequest
+from .world import register_on_fake
+
+__all__ = [
+    "TrackerTypeContract",
+    "CredentialKind",
+    "AuthExpectation",
+    "Header",
+    "BasicAuth",
+    "QueryParam",
+    "ContractScenario",
+    "load_plugin",
+    "secret_forms",
+]
+
+Operation = Literal["whoami", "report", "comment"]
+OPERATIONS: tuple[Operation, ...] = ("whoami", "report", "comment")
+TENANT = "acme"
+ALICE = "alice"  # has a personal token
+BOB = "bob"  # has none: the bot acts for him
+BOT = "acme-bot"
+
+
+# -- how credentials reach the tracker ---------------------------------------------------------
+class AuthExpectation(Protocol):
+    """Where a credential kind shows up in the request the fake records."""
+
+    def describe(self) -> str:
+        """Words for assertion messages (a template, never the secret)."""
+        ...
+
+    def found_in(self, request: RecordedRequest, credentials: Credentials) -> bool:
+        """Whether ``request`` carries ``credentials`` this way."""
+        ...
+
+
+def _fill(template: str, credentials: Credentials) -> str:
+    return template.format(api_username=credentials.api_username or "", api_password=credentials.api_password.reveal())
+
+
+@dataclass(frozen=True)
+class Header:
+    """The header ``name`` (any case) is exactly ``template`` filled with ``{api_username}`` and
+    ``{api_password}``: ``Header("PRIVATE-TOKEN")``, ``Header("Authorization", "Bearer {api_password}")``."""
+
+    name: str
+    template: str = "{api_password}"
+
+    def describe(self) -> str:
+        return f"header {self.name}: {self.template}"
+
+    def found_in(self, request: RecordedRequest, credentials: Credentials) -> bool:
+        return request.header(self.name) == _fill(self.template, credentials)
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """``Authorization: Basic base64(user:api_password)``; ``user`` is the credentials'
+    ``api_username`` unless ``username`` is given (Azure DevOps sends ``""``)."""
+
+    username: str | None = None
+
+    def describe(self) -> str:
+        who = "{api_username}" if self.username is None else repr(self.username)
+        return f"header Authorization: Basic base64({who}:{{api_password}})"
+
+    def found_in(self, request: RecordedRequest, credentials: Credentials) -> bool:
+        value = request.header("Authorization") or ""
+        scheme, _, encoded = value.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except ValueError:
+            return False
+        user = credentials.api_username or "" if self.username is None else self.username
+        return decoded == f"{user}:{credentials.api_password.reveal()}"
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    """The query parameter ``name`` is ``template`` filled: ``QueryParam("Bugzilla_api_key")``."""
+
+    name: str
+    template: str = "{api_password}"
+
+    def describe(self) -> str:
+        return f"query parameter {self.name}={self.template}"
+
+    def found_in(self, request: RecordedRequest, credentials: Credentials) -> bool:
+        return request.query_param(self.name) == _fill(self.template, credentials)
+
+
+@dataclass(frozen=True)
+class CredentialKind:
+    """One way to authenticate with the tracker type, for a fake user.
+
+    ``password`` and ``username`` are templates: ``{secret}`` is a random string the contract
+    chooses (and then looks for in logs and errors), ``{login}`` the fake user's login.
+    ``username=None`` makes credentials without an ``api_username``. ``sends`` says what the
+    fake must record. ``register(fake, login, credentials)`` tells the fake who the credentials
+    are (default: :func:`~tokenproviders.testing.world.register_on_fake`).
+    """
+
+    name: str
+    sends: AuthExpectation
+    password: str = "{secret}"
+    username: str | None = None
+    register: Callable[[FakeTracker, str, Credentials], None] | None = None
+
+    def credentials(self, login: str, secret: str) -> Credentials:
+        username = self.username.format(login=login, secret=secret) if self.username is not None else None
+        return Credentials(
+            api_password=Secret(self.password.format(login=login, secret=secret)), api_username=username
+        )
+
+    def register_user(self, fake: FakeTracker, login: str, credentials: Credentials) -> None:
+        (self.register or register_on_fake)(fake, login, credentials)
+
+
+def secret_forms(credentials: Credentials) -> list[str]:
+    """Every spelling of a password a leak could take: as is, URL-encoded, and Basic-encoded."""
+    password = credentials.api_password.reveal()
+    forms = {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)}
+    for user in {credentials.api_username or "", ""}:
+        forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+    forms.add(base64.b64encode(password.encode()).decode().rstrip("="))
+    return sorted(form for form in forms if len(form) >= 6)
+
+
+def load_plugin(reference: str) -> object:
+    """Load ``"module"`` or ``"module:attribute"`` the way an entry point is loaded."""
+    module_name, _, attribute = reference.partition(":")
+    target: object = importlib.import_module(module_name)
+    for part in filter(None, attribute.split(".")):
+        target = getattr(target, part)
+    return target
+
+
+# -- one test's world --------------------------------------------------------------------------
+@dataclass
+class ContractScenario:
+    """alice (personal token) and bob (no token: the bot acts) in tenant acme, one tracker of
+    the type under test at the fake's URL, and a resolver wired to them."""
+
+    fake: FakeTracker
+    tracker: Tracker
+    resolver: Resolver
+    tracker_type: TrackerType
+    alice: Credentials
+    bot: Credentials
+    kind: CredentialKind
+    secrets: list[str] = field(default_factory=list)
+    #: the title of the last issue :meth:`TrackerTypeContract.run` reported
+    last_title: str = ""
+
+    def login_of(self, user: str) -> str:
+        return ALICE if user == ALICE else BOT
+
+    def credentials_of(self, user: str) -> Credentials:
+        return self.alice if user == ALICE else self.bot
+
+
+# -- fresh-interpreter import check ----------------------------------------------------------
+_IMPORT_PROBE = r"""
+import importlib, json, sys
+args = json.load(sys.stdin)
+module_name, _, attribute = args["plugin"].partition(":")
+plugin = importlib.import_module(module_name)
+for part in filter(None, attribute.split(".")):
+    plugin = getattr(plugin, part)
+loaded = lambda: sorted(m for m in args["client_modules"] if m in sys.modules)
+result = {"after_import": loaded()}
+from tokenproviders import ClientSettings, Credentials, Plugins, Secret, Tracker
+plugins = Plugins(load_entry_points=False, extra=[plugin])
+tracker_type = plugins.tracker_type(args["type_name"])
+result["after_discovery"] = loaded()
+tracker = Tracker(tenant="acme", id="probe", type=args["type_name"], base_url=args["base_url"],
+                  api_url=args["api_url"], options=args["options"])
+credentials = Credentials(api_password=Secret(args["password"]), api_username=args["username"])
+tracker_type.build_client(tracker, credentials, ClientSettings(timeout=1.0, retries=0))
+result["after_build_client"] = loaded()
+print(json.dumps(result))
+"""
+
+
+def _child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [p for p in sys.path if p and os.path.exists(p)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+# -- the contract ----------------------------------------------------------------------------
+class TrackerTypeContract:
+    """Subclass as ``Test<Name>Contract`` and declare, as class attributes:
+
+    ``plugin``
+        the entry point's value: ``"package.module"`` or ``"package.module:attribute"``.
+    ``type_name``
+        the tracker type's ``name``.
+    ``fake_class``
+        the :class:`~tokenproviders.testing.fakes.FakeTracker` subclass that serves the type.
+    ``client_modules``
+        the top-level modules of the client library that ``build_client`` imports.
+    ``credential_kinds``
+        one :class:`CredentialKind` per way to authenticate (at least one).
+
+    and optionally ``distribution`` (the distribution declaring the entry point, checked when
+    installed), ``options`` (the tracker's options, e.g. a project key), ``settings``
+    (:class:`~tokenproviders.ClientSettings` for the tests; default: 1 s timeout, 1 retry),
+    ``anonymous_paths`` (a regex of paths a client may request without credentials) and
+    ``hang_release_after`` (seconds after which a hung fake answers after all, so a plugin that
+    ignores ``settings.timeout`` fails instead of hanging forever).
+
+    Override :meth:`start_fake`, :meth:`base_url`, :meth:`api_url`, :meth:`expected_login` or
+    :meth:`expected_issue_url` when the defaults do not fit the tracker.
+    """
+
+    plugin: ClassVar[str]
+    type_name: ClassVar[str]
+    fake_class: ClassVar[type[FakeTracker]]
+    client_modules: ClassVar[tuple[str, ...]]
+    credential_kinds: ClassVar[Sequence[CredentialKind]]
+
+    distribution: ClassVar[str | None] = None
+    options: ClassVar[Mapping[str, Any]] = {}
+    settings: ClassVar[ClientSettings] = ClientSettings(timeout=1.0, retries=1)
+    anonymous_paths: ClassVar[str | None] = None
+    hang_release_after: ClassVar[float] = 30.0
+    server_error_statuses: ClassVar[tuple[int, ...]] = (500, 502, 503)
+
+    # -- what a subclass may override ------------------------------------------------------
+    def start_fake(self) -> FakeTracker:
+        """A new, not yet started fake server (default: ``fake_class()``)."""
+        return self.fake_class()
+
+    def base_url(self, fake: FakeTracker) -> str:
+        """The tracker's ``base_url`` on the running fake (default: the fake's root URL)."""
+        return fake.url
+
+    def api_url(self, fake: FakeTracker) -> str | None:
+        """The tracker's ``api_url`` on the running fake (default: none)."""
+        return None
+
+    def expected_login(self, login: str) -> str:
+        """What ``whoami`` returns as ``Identity.login`` for the fake user ``login``."""
+        return login
+
+    def expected_issue_url(self, fake: FakeTracker, issue: FakeIssue) -> str | None:
+        """The URL ``report_issue`` should return for ``issue`` (default: the fake's web URL
+        of the issue); ``None`` skips the check."""
+        return issue.url
+
+    # -- plumbing --------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "credential_kind" in metafunc.fixturenames:
+            kinds = list(self.credential_kinds)
+            metafunc.parametrize("credential_kind", kinds, ids=[kind.name for kind in kinds])
+
+    @pytest.fixture
+    def fake(self) -> Iterator[FakeTracker]:
+        """The fake server of this tracker type, started for one test."""
+        fake = self.start_fake()
+        fake.start()
+        try:
+            yield fake
+        finally:
+            fake.stop()
+
+    @pytest.fixture
+    def contract_plugins(self) -> Plugins:
+        """Plugins with only the built-in sources and the plugin under test."""
+        return Plugins(load_entry_points=False, extra=[load_plugin(self.plugin)])
+
+    @pytest.fixture
+    def tracker_type(self, contract_plugins: Plugins) -> TrackerType:
+        return contract_plugins.tracker_type(self.type_name)
+
+    @pytest.fixture
+    def scenario(self, fake: FakeTracker, contract_plugins: Plugins) -> ContractScenario:
+        return self.make_scenario(fake, contract_plugins, self.credential_kinds[0])
+
+    @pytest.fixture
+    def leak_watch(self, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+        """Capture every log record at DEBUG, including the client library's."""
+        caplog.set_level(logging.DEBUG)
+        for name in {*self.client_modules, self.plugin.partition(":")[0].split(".")[0], "urllib3", "requests"}:
+            caplog.set_level(logging.DEBUG, logger=name)
+        return caplog
+
+    def make_scenario(self, fake: FakeTracker, plugins: Plugins, kind: CredentialKind) -> ContractScenario:
+        """alice with a personal token of ``kind``, the bot with the same kind of credentials."""
+        alice_secret = f"tpsecret{secrets.token_hex(10)}"
+        bot_secret = f"tpsecret{secrets.token_hex(10)}"
+        alice = kind.credentials(ALICE, alice_secret)
+        bot = kind.credentials(BOT, bot_secret)
+        kind.register_user(fake, ALICE, alice)
+        kind.register_user(fake, BOT, bot)
+        tracker = Tracker(
+            tenant=TENANT,
+            id=self.type_name,
+            type=self.type_name,
+            base_url=self.base_url(fake),
+            api_url=self.api_url(fake),
+            options=self.options,
+            bot_credentials=bot,
+        )
+        directory = MemoryDirectory(memberships=[(ALICE, TENANT), (BOB, TENANT)], trackers=[tracker])
+        resolver = Resolver(directory, MemoryTokenStore(), plugins=plugins, settings=self.settings)
+        resolver.tokens.set(owner=ALICE, url=tracker.base_url, scope=TENANT, credentials=alice)
+        found = [*secret_forms(alice), *secret_forms(bot), alice_secret, bot_secret]
+        return ContractScenario(
+            fake=fake,
+            tracker=tracker,
+            resolver=resolver,
+            tracker_type=plugins.tracker_type(self.type_name),
+            alice=alice,
+            bot=bot,
+            kind=kind,
+            secrets=sorted(set(found)),
+        )
+
+    def run(self, scenario: ContractScenario, operation: Operation, user: str, issue_id: str | None = None) -> Any:
+        """Do ``operation`` as ``user`` through the resolver, as a host would."""
+        resolver, tracker = scenario.resolver, scenario.tracker
+        if operation == "whoami":
+            return resolver.verify(user, tracker)
+        if operation == "report":
+            title = scenario.last_title = f"Contract report by {user} {secrets.token_hex(4)}"
+            return resolver.report_issue(user, tracker, title=title, body="Steps: run the contract suite.")
+        if issue_id is None:
+            issue_id = self.bot_issue(scenario).id
+        return resolver.add_comment(user, tracker, issue_id, f"Contract comment by {user} {secrets.token_hex(4)}")
+
+    def bot_issue(self, scenario: ContractScenario) -> ReportedIssue:
+        """An issue reported by bob (so by the bot), to comment on."""
+        issue: ReportedIssue = scenario.resolver.report_issue(BOB, scenario.tracker, title="Issue to comment on")
+        return issue
+
+    def fake_issue(self, fake: FakeTracker, title: str) -> FakeIssue:
+        matches = [issue for issue in list(fake.issues.values()) if issue.title == title]
+        assert len(matches) == 1, f"the fake holds {len(matches)} issues titled {title!r}"
+        return matches[0]
+
+    def assert_no_leak(self, scenario: ContractScenario, where: str, text: str) -> None:
+        for secret in scenario.secrets:
+            if secret in text:
+                raise AssertionError(f"a secret (or its encoding) appears in {where}")
+
+    def assert_logs_and_output_clean(
+        self, scenario: ContractScenario, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+        for record in caplog.records:
+            self.assert_no_leak(scenario, f"a log record of logger {record.name!r}", formatter.format(record))
+        out, err = capsys.readouterr()
+        self.assert_no_leak(scenario, "stdout", out)
+        self.assert_no_leak(scenario, "stderr", err)
+
+    def assert_error_clean(self, scenario: ContractScenario, error: BaseException) -> None:
+        printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.assert_no_leak(scenario, f"the {type(error).__name__} raised (as a traceback prints it)", printed)
+        self.assert_no_leak(scenario, f"repr() of the {type(error).__name__} raised", repr(error))
+        if isinstance(error, TokenProvidersError):
+            self.assert_no_leak(scenario, "the error's hint", error.hint)
+
+    def with_fault(
+        self, scenario: ContractScenario, fault: str, operation: Operation, user: str = ALICE
+    ) -> BaseException | None:
+        """Run ``operation`` while ``fault`` is injected; return what it raised (``None`` if
+        nothing). Faults: an HTTP status (``"401"``), ``"refused"`` or ``"hang"``."""
+        fake = scenario.fake
+        issue_id = self.bot_issue(scenario).id if operation == "comment" else None
+        release: threading.Timer | None = None
+        if fault == "refused":
+            fake.stop()
+        elif fault == "hang":
+            fake.hang()
+            release = threading.Timer(self.hang_release_after, fake.reset_faults)
+            release.daemon = True
+            release.start()
+        else:
+            fake.fail_with(int(fault))
+        try:
+            self.run(scenario, operation, user, issue_id)
+        except Exception as error:  # noqa: BLE001 - the caller judges what was raised
+            return error
+        finally:
+            if release is not None:
+                release.cancel()
+            fake.reset_faults()
+        return None
+
+    # -- declaration -----------------------------------------------------------------------
+    def test_plugin_registers_the_type(self, contract_plugins: Plugins) -> None:
+        assert contract_plugins.broken() == {}, contract_plugins.broken()
+        tracker_type = contract_plugins.tracker_type(self.type_name)
+        assert isinstance(tracker_type, TrackerType)
+        assert tracker_type.name == self.type_name
+
+    def test_entry_point_names_the_plugin(self) -> None:
+        if self.distribution is None:
+            pytest.skip("declare `distribution` to check the installed entry point")
+        try:
+            dist = metadata.distribution(self.distribution)
+        except metadata.PackageNotFoundError:
+            pytest.skip(f"{self.distribution} is not installed (pip install -e it to check its entry point)")
+        values = [ep.value for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        assert self.plugin in values, (
+            f"{self.distribution} declares {values} in the {ENTRY_POINT_GROUP!r} entry-point group,"
+            f" not {self.plugin!r}"
+        )
+
+    def test_fields_are_declared_and_valid(self, tracker_type: TrackerType) -> None:
+        tracker_type.check_declaration()
+        assert tracker_type.title.strip(), "a tracker type needs a title a person can read"
+        password = tracker_type.field("api_password")
+        assert password is not None
+        assert password.secret, "api_password must be declared secret=True, so forms mask it"
+        for declared in tracker_type.fields:
+            assert declared.label.strip(), f"{declared.name} needs a label"
+            assert declared.help.strip(), f"{declared.name} needs help text a form can show"
+
+    def test_credential_kinds_are_valid_for_the_type(self, tracker_type: TrackerType) -> None:
+        assert self.credential_kinds, "declare at least one CredentialKind"
+        for kind in self.credential_kinds:
+            tracker_type.validate_credentials(kind.credentials(ALICE, "tpsecret0"))
+
+    def test_undeclared_and_missing_fields_are_refused(self, tracker_type: TrackerType) -> None:
+        username = tracker_type.field("api_username")
+        if username is None:
+            with pytest.raises(InvalidCredentialsError):
+                tracker_type.validate_credentials(
+                    Credentials(api_password=Secret("tpsecret0"), api_username="someone")
+                )
+        elif username.required:
+            with pytest.raises(InvalidCredentialsError):
+                tracker_type.validate_credentials(Credentials(api_password=Secret("tpsecret0")))
+        with pytest.raises(InvalidCredentialsError):
+            tracker_type.validate_credentials(Credentials(api_password=Secret("")))
+
+    def test_client_library_is_imported_only_by_build_client(self, fake: FakeTracker) -> None:
+        assert self.client_modules, "declare the client library's top-level modules in client_modules"
+        credentials = self.credential_kinds[0].credentials(ALICE, f"tpsecret{secrets.token_hex(10)}")
+        probe = {
+            "plugin": self.plugin,
+            "type_name": self.type_name,
+            "client_modules": list(self.client_modules),
+            "base_url": self.base_url(fake),
+            "api_url": self.api_url(fake),
+            "options": dict(self.options),
+            "username": credentials.api_username,
+            "password": credentials.api_password.reveal(),  # on stdin, never on the command line
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE],
+            input=json.dumps(probe),
+            capture_output=True,
+            text=True,
+            env=_child_environment(),
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"the import probe failed:\n{done.stderr[-3000:]}"
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["after_import"] == [], (
+            f"importing {self.plugin} imports {result['after_import']}: import the client library"
+            " inside build_client (it costs 0.25-0.45 s in every host that merely lists plugins)"
+        )
+        assert result["after_discovery"] == [], (
+            f"registering the plugin imports {result['after_discovery']}: import it inside build_client"
+        )
+        assert sorted(self.client_modules) == result["after_build_client"], (
+            f"build_client imported only {result['after_build_client']} of client_modules"
+            f" {sorted(self.client_modules)}: declare the modules build_client really imports"
+        )
+
+    # -- authentication and attribution ----------------------------------------------------
+    def test_credentials_reach_the_tracker_as_declared(
+        self, fake: FakeTracker, contract_plugins: Plugins, credential_kind: CredentialKind
+    ) -> None:
+        scenario = self.make_scenario(fake, contract_plugins, credential_kind)
+        fake.clear()
+        identity = self.run(scenario, "whoami", ALICE)
+        assert isinstance(identity, Identity)
+        assert identity.login == self.expected_login(ALICE)
+        self.assert_every_request_authenticated(scenario, credential_kind, scenario.alice, ALICE)
+
+    def assert_every_request_authenticated(
+        self, scenario: ContractScenario, kind: CredentialKind, credentials: Credentials, login: str
+    ) -> None:
+        requests = [
+            r
+            for r in scenario.fake.requests
+            if self.anonymous_paths is None or not re.search(self.anonymous_paths, r.path)
+        ]
+        assert requests, "the plugin sent no request to the fake tracker"
+        for request in requests:
+            assert kind.sends.found_in(request, credentials), (
+                f"{request.method} {request.path} did not carry the {kind.name!r} credentials as"
+                f" {kind.sends.describe()}"
+            )
+            assert request.identity == login, (
+                f"{request.method} {request.path} authenticated as {request.identity!r}, not {login!r}"
+            )
+
+    @pytest.mark.parametrize("user", [ALICE, BOB])
+    def test_whoami_names_whose_credentials_were_used(self, scenario: ContractScenario, user: str) -> None:
+        identity = self.run(scenario, "whoami", user)
+        assert isinstance(identity, Identity)
+        assert identity.login == self.expected_login(scenario.login_of(user))
+
+    @pytest.mark.parametrize("user", [ALICE, BOB])
+    def test_report_is_attributed_to_whose_credentials_were_used(
+        self, scenario: ContractScenario, user: str
+    ) -> None:
+        scenario.fake.clear()
+        reported = self.run(scenario, "report", user)
+        assert isinstance(reported, ReportedIssue)
+        assert reported.id, "a reported issue needs the id the tracker gave it"
+        assert reported.resolution is not None and reported.resolution.user == user
+        issue = self.fake_issue(scenario.fake, scenario.last_title)
+        assert issue.reporter == scenario.login_of(user), (
+            f"the tracker recorded {issue.reporter!r} as the reporter, not {scenario.login_of(user)!r}"
+        )
+        expected_url = self.expected_issue_url(scenario.fake, issue)
+        if expected_url is not None:
+            assert reported.url == expected_url, "report_issue must return the issue's web page"
+        self.assert_every_request_authenticated(
+            scenario, scenario.kind, scenario.credentials_of(user), scenario.login_of(user)
+        )
+
+    @pytest.mark.parametrize("user", [ALICE, BOB])
+    def test_comment_is_attributed_to_whose_credentials_were_used(
+        self, scenario: ContractScenario, user: str
+    ) -> None:
+        reported = self.bot_issue(scenario)
+        self.run(scenario, "comment", user, reported.id)
+        issue = self.fake_issue(scenario.fake, "Issue to comment on")
+        assert [c.author for c in issue.comments] == [scenario.login_of(user)], (
+            f"comments on the issue: {[(c.author, c.text) for c in issue.comments]}"
+        )
+        assert issue.comments[0].text.startswith(f"Contract comment by {user}")
+
+    # -- error mapping ---------------------------------------------------------------------
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_rejection_is_credentials_rejected(
+        self, scenario: ContractScenario, status: int, operation: Operation
+    ) -> None:
+        error = self.with_fault(scenario, str(status), operation)
+        assert isinstance(error, CredentialsRejectedError), (
+            f"HTTP {status} during {operation} raised {type(error).__name__ if error else 'nothing'},"
+            " not CredentialsRejectedError: classify_error must map it to 'rejected'"
+        )
+
+    def test_unknown_token_is_credentials_rejected(self, scenario: ContractScenario) -> None:
+        kind = scenario.kind
+        stranger = kind.credentials(ALICE, f"tpsecret{secrets.token_hex(10)}")
+        with pytest.raises(CredentialsRejectedError):
+            scenario.resolver.tokens.verify_credentials(scenario.tracker, stranger)
+
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    def test_refused_connection_is_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
+        error = self.with_fault(scenario, "refused", operation)
+        assert isinstance(error, TrackerUnavailableError), (
+            f"a refused connection during {operation} raised"
+            f" {type(error).__name__ if error else 'nothing'}, not TrackerUnavailableError"
+        )
+
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    def test_timeout_is_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
+        error = self.with_fault(scenario, "hang", operation)
+        assert error is not None, (
+            f"{operation} waited for a tracker that did not answer until it was released:"
+            " build_client must apply settings.timeout"
+        )
+        assert isinstance(error, TrackerUnavailableError), (
+            f"a timeout during {operation} raised {type(error).__name__}, not TrackerUnavailableError"
+        )
+
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    def test_server_errors_are_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
+        for status in self.server_error_statuses:
+            error = self.with_fault(scenario, str(status), operation)
+            assert isinstance(error, TrackerUnavailableError), (
+                f"HTTP {status} during {operation} raised {type(error).__name__ if error else 'nothing'},"
+                " not TrackerUnavailableError: classify_error must map 5xx to 'unavailable'"
+            )
+
+    # -- secrets ---------------------------------------------------------------------------
+    def test_no_secret_in_logs_output_or_reprs(
+        self,
+        scenario: ContractScenario,
+        leak_watch: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        for user in (ALICE, BOB):
+            for operation in OPERATIONS:
+                self.run(scenario, operation, user)
+            resolution = scenario.resolver.resolve(user, scenario.tracker)
+            client = scenario.resolver.client_for(resolution)
+            self.assert_no_leak(scenario, "repr() of the client build_client returned", repr(client))
+            self.assert_no_leak(scenario, "repr() of the resolution", repr(resolution))
+        self.assert_no_leak(scenario, "repr() of the tracker type", repr(scenario.tracker_type))
+        self.assert_no_leak(scenario, "repr() of the tracker", repr(scenario.tracker))
+        self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+
+    @pytest.mark.parametrize("fault", ["401", "403", "500", "refused"])
+    def test_no_secret_in_errors_logs_or_output(
+        self,
+        scenario: ContractScenario,
+        fault: str,
+        leak_watch: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # "comment" first: with_fault reports the issue to comment on before it injects the
+        # fault, and a refused connection (a stopped fake) cannot be undone.
+        for operation in ("comment", "whoami", "report"):
+            if fault == "refused" and operation != "comment":
+                error = self.run_expecting_error(scenario, operation)
+            else:
+                error = self.with_fault(scenario, fault, operation)
+            assert error is not None, f"{operation} succeeded although the tracker answered {fault}"
+            self.assert_error_clean(scenario, error)
+        direct = self.direct_library_error(scenario, fault)
+        if direct is not None:
+            failure = scenario.tracker_type.classify_error(direct)
+            if failure is not None:
+                self.assert_no_leak(scenario, "the TrackerFailure detail classify_error returned", failure.detail)
+        self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+
+    def run_expecting_error(self, scenario: ContractScenario, operation: Operation) -> BaseException | None:
+        try:
+            self.run(scenario, operation, ALICE, issue_id="1")
+        except Exception as error:  # noqa: BLE001 - the caller judges what was raised
+            return error
+        return None
+
+    def direct_library_error(self, scenario: ContractScenario, fault: str) -> BaseException | None:
+        """What the client library itself raises for whoami under ``fault`` (no resolver).
+
+        Once a fault of ``refused`` stopped the fake, every call is refused.
+        """
+        tracker_type, tracker = scenario.tracker_type, scenario.tracker
+        if fault != "refused":
+            scenario.fake.fail_with(int(fault))
+        try:
+            client = tracker_type.build_client(tracker, scenario.alice, self.settings)
+            tracker_type.whoami(client, tracker)
+        except Exception as error:  # noqa: BLE001 - any exception is what we inspect
+            return error
+        finally:
+            if fault != "refused":
+                scenario.fake.reset_faults()
+        return None
+
