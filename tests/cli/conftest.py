@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 import pytest
@@ -23,7 +23,31 @@ from click.testing import CliRunner, Result
 from tokenproviders.cli._app import cli as root
 from tokenproviders.cli._commands import cli as _registered  # noqa: F401 - attaches the subcommands
 from tokenproviders.cli._state import CLIConfig
+from tokenproviders.model import Field, Identity, Tracker
 from tokenproviders.testing.memory_tracker import MemoryTrackerBackend, MemoryTrackerPlugin, MemoryTrackerType
+
+
+class NeedsUserType(MemoryTrackerType):
+    """A memory tracker type that requires a user name with the token (like Jira Cloud)."""
+
+    name: ClassVar[str] = "needsuser"
+    title: ClassVar[str] = "Memory tracker that needs a user name"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("api_username", "E-mail", "the account's e-mail address"),
+        Field("api_password", "API token", "the token itself", secret=True),
+    )
+
+
+class LeakyType(MemoryTrackerType):
+    """A badly written tracker type whose client library puts the token into its exceptions."""
+
+    name: ClassVar[str] = "leaky"
+    title: ClassVar[str] = "Leaks secrets into exceptions"
+
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        secret = client.credentials.api_password.reveal()
+        raise ValueError(f"GET {tracker.url}/me?api_key={secret} failed: token {secret} not understood")
+
 
 DB_NAME = "tokenproviders.sqlite3"
 KEY_NAME = "tokenproviders.key"
@@ -76,9 +100,14 @@ class CLI:
         return self.data_dir / KEY_NAME
 
     def config(self) -> CLIConfig:
+        backend = self.tracker_type.backend
         return CLIConfig(
             data_dir=self.data_dir,
-            extra_plugins=[MemoryTrackerPlugin(self.tracker_type)],
+            extra_plugins=[
+                MemoryTrackerPlugin(self.tracker_type),
+                MemoryTrackerPlugin(NeedsUserType(backend)),
+                MemoryTrackerPlugin(LeakyType(backend)),
+            ],
             interactive=self.interactive,
         )
 

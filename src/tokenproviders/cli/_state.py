@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import StoreError, TokenProvidersError
+from ..errors import MissingKeyError, SecretUnreadableError, StoreError, TokenProvidersError
 from ..model import ClientSettings
 from ..plugins import Plugins
 from ..resolver import Resolver
@@ -103,6 +103,36 @@ def _open_database(path: Path, keyring: KeyRing) -> SQLiteDatabase:
         raise _store_error("open the database", path, exc) from None
 
 
+def _refuse_foreign_key_ring(path: Path, keyring: KeyRing) -> None:
+    """Refuse a key ring that shares no key with the secrets stored in the database.
+
+    Opening the database records unseen keys, so a wrong key file would otherwise leave a trace
+    (and every secret would fail to open later, one by one). Peeks read-only at the documented
+    ``keys``/``tokens``/``trackers`` tables; if that is not possible, the store's own checks apply.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return
+    try:
+        in_use = {
+            row[0]
+            for row in conn.execute(
+                "SELECT key_id FROM tokens UNION SELECT key_id FROM trackers WHERE key_id IS NOT NULL"
+            )
+        }
+    except sqlite3.Error:
+        return
+    finally:
+        conn.close()
+    if in_use and not in_use & set(keyring.key_ids):
+        raise SecretUnreadableError(
+            f"the key ring ({keyring.source}) holds none of the keys that seal the secrets in {path}"
+            f" (they are sealed under {', '.join(sorted(in_use))}); it is probably the wrong key file",
+            hint="point --key-file (or TOKENPROVIDERS_KEY_FILE) at the key file created with this database",
+        )
+
+
 def initialise(paths: DataPaths) -> tuple[Path, Path]:
     """Create the data directory, a fresh key file and an empty database. Refuses to clobber."""
     from ..crypto import KeyRing
@@ -168,8 +198,17 @@ class Session:
             # The demo: only its own key file, whatever the environment or key plugins say.
             keyring = KeyRing.from_key_file(paths.key)
         else:
-            key_file = paths.key if paths.key_file is not None or paths.key.exists() else None
-            keyring = KeyRing.load(key_file=key_file, plugins=self.plugins)
+            try:
+                keyring = KeyRing.load(key_file=paths.key, plugins=self.plugins)
+            except MissingKeyError as exc:
+                raise MissingKeyError(
+                    exc.message,
+                    hint=(
+                        f"restore the key file created by 'tokenproviders init' to {paths.key} (or point"
+                        " --key-file at it); a new key cannot open the secrets already stored"
+                    ),
+                ) from None
+        _refuse_foreign_key_ring(paths.database, keyring)
         self.db: SQLiteDatabase = _open_database(paths.database, keyring)
         try:
             self.plugins.register(self.db.audit.observer(), name="audit")

@@ -19,6 +19,7 @@ from ..urls import normalize_url
 from ._app import AliasedGroup, cli, get_config, pass_session, read_secret, scope_from_options
 from ._output import SOON_DAYS, emit_json, expiry_status, expiry_text, format_scope, format_time, stdout_console, table
 from ._state import Session
+from .exit_codes import NotFoundError
 
 __all__ = ["token", "parse_expiry"]
 
@@ -103,6 +104,10 @@ def token_set(
     expires_at = parse_expiry(expires, now) if expires is not None else None
     if expires_at is not None and expires_at <= now:
         raise click.BadParameter(f"{expires_at.isoformat()} is in the past", param_hint="'--expires'")
+    if scope != ALL_TENANTS and scope not in session.directory.list_tenants():
+        raise NotFoundError(
+            f"there is no tenant {scope!r}", hint="list the tenants with: tokenproviders tenants list"
+        )
     targets = resolver.tokens.targets(user, url, scope)
     # Check the fields before the prompt, with the CLI's option names in the hint.
     for target in targets:

@@ -1,0 +1,333 @@
+"""Bad input: one readable line on stderr, the documented exit code, and an unchanged database."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tokenproviders.cli.exit_codes import ExitCode, exit_code_for
+from tokenproviders.crypto import KeyRing
+from tokenproviders.errors import (
+    ConfigurationError,
+    CredentialsRejectedError,
+    InvalidURLError,
+    KeyInUseError,
+    MissingKeyError,
+    NoCredentialsError,
+    NotAuthorizedError,
+    PersonalTokenRejectedError,
+    PersonalTokenUnusableError,
+    PluginError,
+    SecretUnreadableError,
+    StoreError,
+    TokenNotFoundError,
+    TrackerRequestError,
+    TrackerUnavailableError,
+    TrackerURLError,
+    UnknownTrackerError,
+    UnknownTrackerTypeError,
+)
+
+from .conftest import CLI, OTHER_URL, TRACKER_URL
+
+NEEDS_USER_URL = "https://needs-user.example.com/acme"
+
+
+def unchanged(cli: CLI, code: int, *args: str, input: str | None = None) -> str:
+    """Run a failing command; the database must be byte-for-byte the same SQL afterwards."""
+    before = cli.dump()
+    line = cli.fails(code, *args, input=input)
+    assert cli.dump() == before
+    return line
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (InvalidURLError("x"), ExitCode.USAGE),
+        (NotAuthorizedError("x"), ExitCode.NOT_AUTHORIZED),
+        (NoCredentialsError("x"), ExitCode.NO_CREDENTIALS),
+        (PersonalTokenUnusableError("x"), ExitCode.TOKEN_UNUSABLE),
+        (PersonalTokenRejectedError("x"), ExitCode.REJECTED),
+        (CredentialsRejectedError("x"), ExitCode.REJECTED),
+        (TrackerUnavailableError("x"), ExitCode.UNAVAILABLE),
+        (TrackerRequestError("x"), ExitCode.TRACKER_REFUSED),
+        (TrackerURLError("x"), ExitCode.TRACKER_REFUSED),
+        (UnknownTrackerError("x"), ExitCode.NOT_FOUND),
+        (TokenNotFoundError("x"), ExitCode.NOT_FOUND),
+        (UnknownTrackerTypeError("x"), ExitCode.PLUGIN_ERROR),
+        (PluginError("x"), ExitCode.PLUGIN_ERROR),
+        (SecretUnreadableError("x"), ExitCode.KEY_ERROR),
+        (MissingKeyError("x"), ExitCode.KEY_ERROR),
+        (ConfigurationError("x"), ExitCode.KEY_ERROR),
+        (KeyInUseError("x"), ExitCode.CONFLICT),
+        (StoreError("x"), ExitCode.STORE_ERROR),
+        (RuntimeError("x"), ExitCode.ERROR),
+    ],
+)
+def test_every_error_has_its_documented_exit_code(error: BaseException, code: ExitCode) -> None:
+    assert exit_code_for(error) == code
+
+
+def test_exit_codes_are_distinct() -> None:
+    values = [code.value for code in ExitCode]
+    assert len(values) == len(set(values))
+
+
+@pytest.fixture
+def needs_user(world: CLI) -> CLI:
+    world.ok(
+        "trackers", "add", "acme", "cloud", "--type", "needsuser", "--url", NEEDS_USER_URL,
+        "--bot-username", "bot", "--bot-password-stdin", input="bot-secret-token",
+    )
+    return world
+
+
+# -- unknown tenant or tracker ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tenants", "grant", "nope", "alice"),
+        ("tenants", "revoke", "nope", "alice"),
+        ("tenants", "members", "nope"),
+        ("tenants", "remove", "nope", "--yes"),
+        ("trackers", "add", "nope", "x", "--type", "memory", "--url", "https://x.example.com", "--no-bot"),
+        ("trackers", "list", "--tenant", "nope"),
+        ("token", "set", "alice", TRACKER_URL, "--tenant", "nope", "--password-stdin"),
+    ],
+)
+def test_unknown_tenant(world: CLI, args: tuple[str, ...]) -> None:
+    line = unchanged(world, ExitCode.NOT_FOUND, *args, input="alice-secret-token")
+    assert "'nope'" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("resolve", "alice", "acme", "nope"),
+        ("verify", "alice", "acme", "nope"),
+        ("report", "alice", "acme", "nope", "--title", "x"),
+        ("trackers", "remove", "acme", "nope"),
+        ("trackers", "set-bot", "acme", "nope", "--no-bot"),
+        ("token", "set", "alice", "https://unknown.example.com/x", "--tenant", "acme", "--password-stdin"),
+        ("token", "delete", "alice", TRACKER_URL, "--tenant", "acme"),
+    ],
+)
+def test_unknown_tracker_or_token(world: CLI, args: tuple[str, ...]) -> None:
+    line = unchanged(world, ExitCode.NOT_FOUND, *args, input="alice-secret-token")
+    assert "nope" in line or "unknown.example.com" in line or "no personal token" in line
+
+
+def test_unknown_tracker_type(world: CLI) -> None:
+    line = unchanged(
+        world, ExitCode.PLUGIN_ERROR,
+        "trackers", "add", "acme", "x", "--type", "nosuchtype", "--url", "https://x.example.com", "--no-bot",
+    )
+    assert "pip install tokenproviders-nosuchtype" in line
+
+
+# -- malformed input ----------------------------------------------------------------------------
+@pytest.mark.parametrize("url", ["not a url", "ftp://files.example.com/x", "https://", "https://x.example.com:99999"])
+def test_malformed_tracker_url(world: CLI, url: str) -> None:
+    unchanged(world, ExitCode.USAGE, "trackers", "add", "acme", "x", "--type", "memory", "--url", url, "--no-bot")
+
+
+def test_a_url_with_a_password_is_refused_without_echoing_it(world: CLI) -> None:
+    line = unchanged(
+        world, ExitCode.USAGE,
+        "trackers", "add", "acme", "x", "--type", "memory", "--url", "https://me:hunter22@x.example.com", "--no-bot",
+    )
+    assert "hunter22" not in line
+
+
+@pytest.mark.parametrize("url", ["tracker.example.com/acme", "mailto:someone@example.com", "https://x y.example.com"])
+def test_malformed_token_url(world: CLI, url: str) -> None:
+    unchanged(world, ExitCode.USAGE, "token", "set", "alice", url, "--tenant", "acme", "--password-stdin",
+              input="alice-secret-token")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tenants", "add", " spaced "),
+        ("tenants", "add", "*"),
+        ("tenants", "grant", "acme", ""),
+        ("trackers", "add", "acme", "x", "--url", "https://x.example.com", "--no-bot"),  # no --type
+        ("trackers", "add", "acme", "x", "--type", "memory", "--url", "https://x.example.com", "-o", "novalue",
+         "--no-bot"),
+        ("trackers", "add", "acme", "x", "--type", "memory", "--url", "https://x.example.com", "--no-bot",
+         "--bot-username", "bot"),
+        ("report", "alice", "acme", "main"),  # no --title
+        ("token", "set", "alice", TRACKER_URL, "--password-stdin"),  # no scope
+        ("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--all-tenants", "--password-stdin"),
+        ("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin", "--expires", "someday"),
+        ("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin", "--expires", "2001-01-01"),
+        ("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin", "--label", "x" * 201),
+        ("token", "list", "--soon", "-1"),
+        ("audit", "--limit", "0"),
+        ("keys", "rotate", "--batch-size", "0"),
+        ("--timeout", "0", "tenants", "list"),
+        ("no-such-command",),
+        ("tenants", "list", "--no-such-option"),
+    ],
+)
+def test_usage_errors(world: CLI, args: tuple[str, ...]) -> None:
+    unchanged(world, ExitCode.USAGE, *args, input="alice-secret-token")
+
+
+@pytest.mark.parametrize("secret", ["", "\n", "   \n", "two\nlines\n"])
+def test_bad_secret_on_stdin(world: CLI, secret: str) -> None:
+    unchanged(world, ExitCode.USAGE, "token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin",
+              input=secret)
+
+
+# -- missing required field -------------------------------------------------------------------
+def test_missing_required_field_for_bot_credentials(world: CLI) -> None:
+    line = unchanged(
+        world, ExitCode.USAGE,
+        "trackers", "add", "acme", "cloud", "--type", "needsuser", "--url", NEEDS_USER_URL, "--bot-password-stdin",
+        input="bot-secret-token",
+    )
+    assert "E-mail (api_username)" in line and "--bot-username" in line
+
+
+def test_missing_required_field_for_a_personal_token(needs_user: CLI) -> None:
+    needs_user.interactive = True  # the check comes before the prompt: nobody types a token in vain
+    line = unchanged(needs_user, ExitCode.USAGE, "token", "set", "alice", NEEDS_USER_URL, "--tenant", "acme")
+    assert "E-mail (api_username)" in line and "--username" in line
+    assert "API token" not in needs_user.history[-1].stderr.split("Error:")[0]  # no prompt was shown
+    needs_user.ok("token", "set", "alice", NEEDS_USER_URL, "--tenant", "acme", "--username", "alice@example.com",
+                  "--password-stdin", "--verify", input="alice-secret-with-name")
+
+
+def test_conflicting_bot_options(world: CLI) -> None:
+    line = unchanged(world, ExitCode.USAGE, "trackers", "add", "acme", "x", "--type", "memory",
+                     "--url", "https://x.example.com", "--no-bot", "--bot-password-stdin")
+    assert "--no-bot" in line
+
+
+# -- authorization ------------------------------------------------------------------------------
+def test_token_for_a_url_of_a_tenant_the_user_is_not_in(world: CLI) -> None:
+    line = unchanged(world, ExitCode.NOT_AUTHORIZED, "token", "set", "bob", OTHER_URL, "--tenant", "globex",
+                     "--password-stdin", input="bob-secret-token")
+    assert "'bob' is not authorized for tenant 'globex'" in line
+    # all of bob's tenants: globex's tracker URL is simply not among them
+    unchanged(world, ExitCode.NOT_FOUND, "token", "set", "bob", OTHER_URL, "--all-tenants",
+              "--password-stdin", input="bob-secret-token")
+    # his own tenant, but a URL that belongs to another tenant's tracker
+    unchanged(world, ExitCode.NOT_FOUND, "token", "set", "bob", OTHER_URL, "--tenant", "acme",
+              "--password-stdin", input="bob-secret-token")
+
+
+def test_acting_in_a_tenant_the_user_is_not_in(world: CLI) -> None:
+    for command in (("resolve",), ("verify",), ("report", "--title", "x")):
+        line = unchanged(world, ExitCode.NOT_AUTHORIZED, command[0], "bob", "globex", "main", *command[1:])
+        assert "'bob' is not authorized for tenant 'globex'" in line
+    assert world.backend.issues == {}
+
+
+def test_no_credentials(world: CLI) -> None:
+    world.ok("trackers", "add", "acme", "bare", "--type", "memory", "--url", "https://bare.example.com", "--no-bot")
+    line = unchanged(world, ExitCode.NO_CREDENTIALS, "resolve", "bob", "acme", "bare")
+    assert "no personal token" in line
+
+
+# -- the tracker's answers ----------------------------------------------------------------------
+def test_rejected_credentials(world: CLI) -> None:
+    before = world.dump()
+    world.fails(ExitCode.REJECTED, "token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin",
+                "--verify", input="wrong-token")
+    assert world.dump() == before
+    world.ok("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin", input="wrong-token")
+    line = world.fails(ExitCode.REJECTED, "report", "alice", "acme", "main", "--title", "x")
+    assert "personal token" in line and "wrong-token" not in line
+    assert world.backend.issues == {}  # never silently filed as the bot
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, ExitCode.UNAVAILABLE), (429, ExitCode.UNAVAILABLE),
+                                              (404, ExitCode.TRACKER_REFUSED), (422, ExitCode.TRACKER_REFUSED)])
+def test_tracker_failures(world: CLI, status: int, code: ExitCode) -> None:
+    world.backend.fail_status = status
+    for command in (("verify",), ("report", "--title", "x")):
+        world.fails(code, command[0], "bob", "acme", "main", *command[1:])
+
+
+# -- keys and files -----------------------------------------------------------------------------
+def test_wrong_key_under_the_same_id(world: CLI) -> None:
+    ring = KeyRing.from_key_file(world.key_file)
+    os.unlink(world.key_file)
+    KeyRing.generate_key_file(world.key_file, key_id=ring.primary_id)
+    for args in (("tenants", "list"), ("resolve", "bob", "acme", "main"), ("tenants", "add", "new")):
+        line = unchanged(world, ExitCode.KEY_ERROR, *args)
+        assert ring.primary_id in line
+
+
+def test_wrong_key_file_with_other_key_ids(world: CLI) -> None:
+    os.unlink(world.key_file)
+    KeyRing.generate_key_file(world.key_file, key_id="someone-elses-key")
+    for args in (("tenants", "list"), ("trackers", "list"), ("resolve", "bob", "acme", "main")):
+        line = unchanged(world, ExitCode.KEY_ERROR, *args)
+        assert "wrong key file" in line
+
+
+def test_missing_key_file(world: CLI) -> None:
+    os.unlink(world.key_file)
+    line = unchanged(world, ExitCode.KEY_ERROR, "tenants", "list")
+    assert "does not exist" in line
+
+
+def test_key_file_readable_by_others(world: CLI) -> None:
+    os.chmod(world.key_file, 0o644)
+    line = unchanged(world, ExitCode.KEY_ERROR, "tenants", "list")
+    assert "chmod 600" in line
+
+
+def test_corrupted_database_file(world: CLI) -> None:
+    world.database.write_bytes(b"this is not a database, just garbage\n" * 200)
+    for suffix in ("-wal", "-shm"):
+        world.database.with_name(world.database.name + suffix).unlink(missing_ok=True)
+    before = world.database.read_bytes()
+    for args in (("tenants", "list"), ("tenants", "add", "x"), ("resolve", "bob", "acme", "main")):
+        result = world(*args)
+        assert result.exit_code == ExitCode.STORE_ERROR, (result.exit_code, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert world.database.read_bytes() == before
+
+
+def test_truncated_database_file(world: CLI) -> None:
+    data = world.database.read_bytes()
+    world.database.write_bytes(data[: len(data) // 3])
+    for suffix in ("-wal", "-shm"):
+        world.database.with_name(world.database.name + suffix).unlink(missing_ok=True)
+    line = world.fails(ExitCode.STORE_ERROR, "tenants", "list")
+    assert "malformed" in line
+
+
+# -- --debug never shows a secret ---------------------------------------------------------------
+def test_unexpected_errors_are_one_line_and_never_show_a_secret(world: CLI) -> None:
+    world.ok("trackers", "add", "acme", "leaky", "--type", "leaky", "--url", "https://leaky.example.com",
+             "--bot-username", "bot", "--bot-password-stdin", input="bot-secret-token")
+    line = world.fails(ExitCode.ERROR, "verify", "bob", "acme", "leaky")
+    assert "bot-secret-token" not in line and "**********" in line
+    result = world("--debug", "verify", "bob", "acme", "leaky")
+    assert result.exit_code == ExitCode.ERROR
+    assert "Traceback" in result.stderr and "ValueError" in result.stderr
+    assert "bot-secret-token" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_debug_on_ordinary_errors_shows_the_traceback_without_secrets(world: CLI) -> None:
+    world.ok("token", "set", "alice", TRACKER_URL, "--tenant", "acme", "--password-stdin", input="wrong-token-1234")
+    result = world("--debug", "report", "alice", "acme", "main", "--title", "x")
+    assert result.exit_code == ExitCode.REJECTED
+    assert "Traceback" in result.stderr and "PersonalTokenRejectedError" in result.stderr
+    assert "wrong-token-1234" not in result.output
+
+
+def test_json_of_failed_commands_is_not_printed(world: CLI) -> None:
+    result = world("resolve", "bob", "globex", "main", "--json")
+    assert result.exit_code == ExitCode.NOT_AUTHORIZED and result.stdout == ""
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.stdout)
