@@ -1,0 +1,388 @@
+"""The GitHub tracker type for tokenproviders: github.com and GitHub Enterprise.
+
+A tracker's ``base_url`` is a repository, ``https://HOST/OWNER/REPO``; its service URL is
+``https://HOST``, so one personal token stored for ``https://github.com`` serves every
+github.com repository tracker. The credential is a personal access token (fine-grained or
+classic) in ``api_password``, sent as ``Authorization: token <t>``.
+
+The API root is ``api_url`` when given, otherwise derived from the host: ``https://api.github.com``
+for github.com, ``https://api.SUBDOMAIN.ghe.com`` for GitHub Enterprise Cloud with data residency,
+and ``https://HOST/api/v3`` for GitHub Enterprise Server.
+
+Options (``Tracker.options``): ``labels`` (list, or a comma-separated string), ``issue_type``
+(the name of an organization issue type, e.g. ``"Bug"``; sent only when set) and ``fields`` (a
+mapping of further create-issue fields, e.g. ``{"assignees": ["octocat"], "milestone": 3}``).
+
+PyGithub is imported only in :meth:`GitHubTrackerType.build_client`. Its client is built lazy
+(no GET of the repository before filing an issue), with its throttling sleeps switched off and
+with only the retries that cannot duplicate an issue (see :func:`_retry_policy`).
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import math
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from tokenproviders import (
+    ClientSettings,
+    ConfigurationError,
+    Credentials,
+    Field,
+    Identity,
+    InvalidCredentialsError,
+    InvalidInputError,
+    IssueDraft,
+    ReportedIssue,
+    Tracker,
+    TrackerFailure,
+    TrackerType,
+    classify_http_status,
+    hookimpl,
+    normalize_url,
+    origin_of,
+)
+
+__all__ = ["GitHubTrackerType", "api_root", "repository_of", "tokenproviders_register_tracker_types"]
+
+#: GitHub refuses issue titles longer than this.
+TITLE_MAX = 256
+_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class GitHubTrackerType(TrackerType):
+    """GitHub issues on github.com, GitHub Enterprise Cloud and GitHub Enterprise Server."""
+
+    name: ClassVar[str] = "github"
+    title: ClassVar[str] = "GitHub (github.com, GitHub Enterprise)"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field(
+            "api_password",
+            "Personal access token",
+            "Create it under Settings > Developer settings > Personal access tokens"
+            " (https://github.com/settings/personal-access-tokens; on GitHub Enterprise the same page"
+            " of your server). Fine-grained token: give it access to the repository with the"
+            " permission Issues: Read and write. Classic token: scope repo (public_repo for public"
+            " repositories only). If the organization uses SAML single sign-on, authorize the"
+            " token for it (Configure SSO).",
+            secret=True,
+        ),
+    )
+
+    # -- declaration -------------------------------------------------------------------------
+    def validate_credentials(self, credentials: Credentials) -> None:
+        super().validate_credentials(credentials)
+        secret = credentials.api_password.reveal()
+        # The token travels verbatim in a header: a pasted space or line break would make the
+        # HTTP library refuse it with the header value, i.e. the token, in its error message.
+        if any(c.isspace() for c in secret) or not secret.isascii():
+            raise InvalidCredentialsError(
+                "a GitHub token cannot contain spaces, line breaks or non-ASCII characters",
+                hint="copy the token again from GitHub (Settings > Developer settings > Personal access tokens)",
+            )
+
+    def service_url(self, tracker: Tracker) -> str | None:
+        """``https://HOST``: one token serves every repository on that GitHub."""
+        return origin_of(tracker.base_url)
+
+    # -- talking to GitHub ---------------------------------------------------------------------
+    def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
+        import github
+
+        return github.Github(
+            base_url=api_root(tracker),
+            auth=github.Auth.Token(credentials.api_password.reveal()),
+            timeout=max(1, math.ceil(settings.timeout)),  # PyGithub insists on an int
+            user_agent=settings.user_agent,
+            verify=_verify(tracker),
+            retry=_retry_policy(settings.retries),  # never PyGithub's default: 10 retries on 403/5xx
+            seconds_between_requests=None,  # PyGithub sleeps 0.25 s between requests by default
+            seconds_between_writes=None,  # ... and 1 s between writes
+            lazy=True,  # no GET of an object before using it
+        )
+
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        user = client.get_user()  # lazy; the first attribute read is the one GET /user
+        user_id = user.id
+        return Identity(
+            login=str(user.login),
+            name=user.name or None,
+            email=user.email or None,
+            id=str(user_id) if user_id is not None else None,
+        )
+
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        owner, repo = repository_of(tracker)
+        # One POST, whatever the draft carries. Github.requester is PyGithub's public door for
+        # fields its create_issue() does not take (the issue type); the answer is plain JSON.
+        _, data = client.requester.requestJsonAndCheck(
+            "POST", f"/repos/{owner}/{repo}/issues", input=self.issue_payload(tracker, draft)
+        )
+        number = data.get("number") if isinstance(data, dict) else None
+        if not isinstance(number, int):
+            raise ConfigurationError(
+                f"tracker {tracker.label}: GitHub's answer to filing an issue had no issue number",
+                hint="check that api_url is the GitHub API root (https://HOST/api/v3 for GitHub Enterprise Server)",
+            )
+        html_url = data.get("html_url")
+        url = html_url if isinstance(html_url, str) and html_url else f"{tracker.url}/issues/{number}"
+        return ReportedIssue(id=str(number), url=url)
+
+    def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
+        if not issue_id.isascii() or not issue_id.isdigit():
+            raise InvalidInputError(f"{issue_id!r} is not a GitHub issue number")
+        owner, repo = repository_of(tracker)
+        client.requester.requestJsonAndCheck(
+            "POST", f"/repos/{owner}/{repo}/issues/{int(issue_id)}/comments", input={"body": text}
+        )
+
+    def issue_payload(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
+        """The JSON body of ``POST /repos/{owner}/{repo}/issues`` for ``draft``."""
+        options = tracker.options
+        title = " ".join(draft.title.split())
+        if len(title) > TITLE_MAX:
+            title = title[: TITLE_MAX - 1] + "\u2026"
+        payload: dict[str, Any] = {"title": title}
+        if draft.body:
+            payload["body"] = draft.body
+        labels = _labels(tracker, options.get("labels"), draft.labels)
+        if labels:
+            payload["labels"] = labels
+        issue_type = draft.issue_type or options.get("issue_type")
+        if issue_type:
+            if not isinstance(issue_type, str):
+                raise ConfigurationError(f"tracker {tracker.label}: option 'issue_type' must be a string")
+            payload["type"] = issue_type
+        extra = options.get("fields")
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise ConfigurationError(f"tracker {tracker.label}: option 'fields' must be a mapping")
+            for name, value in extra.items():
+                payload.setdefault(str(name), value)
+        return payload
+
+    # -- errors ------------------------------------------------------------------------------
+    def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        github_exceptions = sys.modules.get("github.GithubException")
+        if github_exceptions is not None and isinstance(exc, github_exceptions.GithubException):
+            return _github_failure(exc, github_exceptions)
+        return _network_failure(exc) or super().classify_error(exc)
+
+
+@hookimpl
+def tokenproviders_register_tracker_types(register: Callable[[TrackerType], None]) -> None:
+    """Register the ``github`` tracker type."""
+    register(GitHubTrackerType())
+
+
+# -- URLs -----------------------------------------------------------------------------------------
+def api_root(tracker: Tracker) -> str:
+    """The REST API root of ``tracker``: ``api_url``, or derived from the repository's host."""
+    if tracker.api_url:
+        return normalize_url(tracker.api_url)
+    origin = origin_of(tracker.base_url)
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    if host in ("github.com", "www.github.com"):
+        return "https://api.github.com"
+    if host.endswith(".ghe.com") and not host.startswith("api."):
+        return f"{parts.scheme}://api.{parts.netloc}"  # Enterprise Cloud with data residency
+    return f"{origin}/api/v3"  # Enterprise Server
+
+
+def repository_of(tracker: Tracker) -> tuple[str, str]:
+    """``(owner, repo)`` from a repository URL such as ``https://github.com/octo/widgets(.git)``."""
+    segments = [s for s in urlsplit(tracker.url).path.split("/") if s]
+    if len(segments) < 2:
+        raise ConfigurationError(
+            f"tracker {tracker.label}: base_url {tracker.url} is not a repository URL",
+            hint="give the repository's address, https://HOST/OWNER/REPO",
+        )
+    owner, repo = segments[0], segments[1].removesuffix(".git")
+    if not _OWNER.match(owner) or not _REPO.match(repo) or repo in (".", ".."):
+        raise ConfigurationError(
+            f"tracker {tracker.label}: {owner}/{repo} in base_url is not a GitHub owner/repository name",
+            hint="give the repository's address, https://HOST/OWNER/REPO",
+        )
+    return owner, repo
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _verify(tracker: Tracker) -> bool | str:
+    if not tracker.verify_tls:
+        return False
+    return tracker.ca_bundle or True
+
+
+def _retry_policy(retries: int) -> Any:
+    """Retries that can neither duplicate an issue nor outlast the timeout by much.
+
+    A failed *connect* never reached the server, so it is retried for every method, the POST
+    that files an issue included; a 502/503/504 is retried only for idempotent requests
+    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
+    that does not answer fails after one timeout, and a POST that timed out may have landed.
+    A 403 (PyGithub's default policy waits out rate limits on it) is never retried.
+    """
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=False,
+        status=retries,
+        other=0,
+        status_forcelist=(502, 503, 504),
+        backoff_factor=0.1,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+
+
+def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
+    if option is None:
+        configured: list[Any] = []
+    elif isinstance(option, str):
+        configured = option.split(",")
+    elif isinstance(option, (list, tuple)):
+        configured = list(option)
+    else:
+        raise ConfigurationError(f"tracker {tracker.label}: option 'labels' must be a list or a string")
+    labels: list[str] = []
+    for value in (*configured, *extra):
+        label = str(value).strip()
+        if label and label not in labels:
+            labels.append(label)
+    return labels
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _safe_text(text: str, limit: int = 200) -> str:
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _validation_errors(data: Any) -> str:
+    """GitHub's own words from a JSON error body: its message and each field error."""
+    if not isinstance(data, dict):
+        return ""
+    parts: list[str] = []
+    message = data.get("message")
+    if isinstance(message, str) and message:
+        parts.append(message)
+    for error in data.get("errors") or ():
+        if isinstance(error, dict):
+            words = [str(error[k]) for k in ("resource", "field", "code") if isinstance(error.get(k), str)]
+            if isinstance(error.get("message"), str):
+                words.append(error["message"])
+            if words:
+                parts.append(" ".join(words))
+        elif isinstance(error, str):
+            parts.append(error)
+    return _safe_text("; ".join(parts))
+
+
+def _github_failure(exc: Any, exceptions: Any) -> TrackerFailure:
+    status = exc.status
+    if not isinstance(status, int):
+        return TrackerFailure("request", f"GitHub refused the request ({type(exc).__name__})")
+    data = exc.data
+    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    message = str(data.get("message") or "") if isinstance(data, dict) else ""
+    text = f"HTTP {status} {_phrase(status)}".rstrip()
+    if (
+        isinstance(exc, exceptions.RateLimitExceededException)
+        or status == 429
+        or (status == 403 and headers.get("x-ratelimit-remaining") == "0")
+    ):
+        reset = headers.get("x-ratelimit-reset", "")
+        when = ""
+        if reset.isdigit():
+            when = " until " + datetime.fromtimestamp(int(reset), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return TrackerFailure("unavailable", f"{text}: GitHub's API rate limit is used up{when}", status)
+    if status == 401:
+        if isinstance(exc, exceptions.BadCredentialsException):
+            text += ": GitHub says 'Bad credentials' (the token is wrong, expired or revoked)"
+        else:
+            text += ": GitHub wants a valid token"
+    elif status == 403:
+        lowered = message.lower()
+        if "saml" in lowered:
+            text += ": the organization enforces SAML single sign-on; authorize the token for it (Configure SSO)"
+        elif lowered.startswith("resource not accessible"):
+            text += (
+                ": the token lacks a permission (fine-grained: Issues read and write on this repository;"
+                " classic: the repo or public_repo scope)"
+            )
+        else:
+            text += ": the token or its user may not do this in the repository"
+    elif status == 404:
+        text += (
+            ": no such repository, or a private one this token may not see (GitHub answers 404, not"
+            " 403, then; a fine-grained token must list the repository)"
+        )
+    elif status == 410:
+        text += ": issues are disabled in this repository"
+    elif 400 <= status < 500:
+        words = _validation_errors(data)
+        if words:
+            text += f": {words}"
+    failure = classify_http_status(status, text)
+    if failure is None:
+        return TrackerFailure("request", f"unexpected answer {text}", status)
+    return failure
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
+
+
+def _network_failure(exc: BaseException) -> TrackerFailure | None:
+    """Name what went wrong on the wire, in words that never quote the library's message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return TrackerFailure("not_found", "the answer was not GitHub's JSON; is api_url the GitHub API root?")
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    if isinstance(exc, requests_exceptions.SSLError):
+        return TrackerFailure(
+            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
+        )
+    if isinstance(exc, requests_exceptions.ConnectTimeout):
+        return TrackerFailure("unavailable", "connecting timed out")
+    if isinstance(exc, requests_exceptions.Timeout):
+        return TrackerFailure("unavailable", "no answer within the timeout")
+    if isinstance(exc, requests_exceptions.ConnectionError):
+        if _caused_by(exc, (ConnectionRefusedError,)):
+            return TrackerFailure("unavailable", "connection refused")
+        if _caused_by(exc, (socket.gaierror,)):
+            return TrackerFailure("unavailable", "the host name does not resolve")
+        return TrackerFailure("unavailable", "connection failed")
+    if isinstance(exc, requests_exceptions.HTTPError):
+        return None  # a status: let the generic mapping read it
+    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
+    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")
