@@ -77,7 +77,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def replay(session: requests.Session, fake: FakeTracker, recorded: RecordedRequest) -> None:
