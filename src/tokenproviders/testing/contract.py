@@ -221,7 +221,8 @@ class ContractScenario:
     alice: Credentials
     bot: Credentials
     kind: CredentialKind
-    secrets: list[str] = field(default_factory=list)
+    #: every spelling of alice's and the bot's passwords (kept out of repr: pytest prints arguments)
+    secrets: list[str] = field(default_factory=list, repr=False)
     #: the title of the last issue :meth:`TrackerTypeContract.run` reported
     last_title: str = ""
 
