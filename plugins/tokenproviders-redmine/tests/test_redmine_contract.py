@@ -1,4 +1,4 @@
-"""The Redmine tracker type keeps the tokenproviders contract, against FakeRedmine and python-redmine."""
+"""The redmine tracker type keeps the tokenproviders contract (against FakeRedmine)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ class TestRedmineContract(TrackerTypeContract):
     distribution = "tokenproviders-redmine"
     type_name = "redmine"
     fake_class = FakeRedmine
-    client_modules = ("redminelib",)
+    client_modules = ("redminelib", "requests")
     credential_kinds = (
         CredentialKind("API key", sends=Header("X-Redmine-API-Key")),
-        CredentialKind("user name and password", username="{login}", sends=BasicAuth()),
+        CredentialKind("login and password", username="{login}", sends=BasicAuth()),
     )
     options: ClassVar[dict[str, str]] = {"project": "webshop"}
