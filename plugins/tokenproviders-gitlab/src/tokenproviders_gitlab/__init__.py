@@ -1,0 +1,399 @@
+"""The GitLab tracker type for tokenproviders: gitlab.com and self-hosted GitLab.
+
+A tracker's ``base_url`` is a project, possibly in nested groups
+(``https://gitlab.example.com/grp/sub/proj``); the GitLab instance is ``api_url`` when given
+(``https://example.com/gitlab``, with or without ``/api/v4``), otherwise the origin of
+``base_url``. The instance is the service URL, so one personal token serves every project
+tracker on it. The credential is a personal (or project / group) access token in
+``api_password``, sent as ``PRIVATE-TOKEN: <t>``.
+
+Options (``Tracker.options``): ``project`` (a numeric id or a path, instead of the one in
+``base_url``), ``labels`` (list, or a comma-separated string), ``issue_type`` (``issue``,
+``incident``, ``test_case`` or ``task``; ``bug`` means ``issue``) and ``fields`` (a mapping of
+further create-issue attributes, e.g. ``{"confidential": True}``).
+
+python-gitlab is imported only in :meth:`GitLabTrackerType.build_client`. The client does no
+I/O when built, addresses the project lazily (no GET before filing an issue), never sleeps
+through a rate limit, and retries only what cannot duplicate an issue (see :func:`_retry_policy`).
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+from tokenproviders import (
+    ClientSettings,
+    ConfigurationError,
+    Credentials,
+    Field,
+    Identity,
+    InvalidCredentialsError,
+    InvalidInputError,
+    IssueDraft,
+    ReportedIssue,
+    Tracker,
+    TrackerFailure,
+    TrackerType,
+    classify_http_status,
+    hookimpl,
+    normalize_url,
+    origin_of,
+)
+
+__all__ = [
+    "GitLabTrackerType",
+    "ISSUE_TYPES",
+    "instance_url",
+    "project_of",
+    "tokenproviders_register_tracker_types",
+]
+
+#: GitLab refuses longer issue titles.
+TITLE_MAX = 255
+#: The values GitLab's API takes for ``issue_type``.
+ISSUE_TYPES = ("issue", "incident", "test_case", "task")
+_ISSUE_TYPE_ALIASES = {"bug": "issue", "test case": "test_case", "test-case": "test_case"}
+_API_SUFFIX = re.compile(r"/api/v4$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class GitLabTrackerType(TrackerType):
+    """GitLab issues on gitlab.com and self-hosted GitLab (Community and Enterprise Edition)."""
+
+    name: ClassVar[str] = "gitlab"
+    title: ClassVar[str] = "GitLab (gitlab.com, self-hosted)"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field(
+            "api_password",
+            "Personal access token",
+            "Create it in GitLab under your avatar > Edit profile > Access tokens > Add new token"
+            " (https://gitlab.com/-/user_settings/personal_access_tokens, or the same page of your"
+            " GitLab), with the scope api; read_api cannot file issues or comments. Its user needs"
+            " at least the Guest role in the project (Reporter for a confidential issue).",
+            secret=True,
+        ),
+    )
+
+    # -- declaration -------------------------------------------------------------------------
+    def validate_credentials(self, credentials: Credentials) -> None:
+        super().validate_credentials(credentials)
+        secret = credentials.api_password.reveal()
+        # The token travels verbatim in a header: a pasted space or line break would make the
+        # HTTP library refuse it with the header value, i.e. the token, in its error message.
+        if any(c.isspace() for c in secret) or not secret.isascii():
+            raise InvalidCredentialsError(
+                "a GitLab token cannot contain spaces, line breaks or non-ASCII characters",
+                hint="copy the token again from GitLab (Edit profile > Access tokens)",
+            )
+
+    def service_url(self, tracker: Tracker) -> str | None:
+        """The GitLab instance: one token serves every project on it."""
+        return instance_url(tracker)
+
+    # -- talking to GitLab ---------------------------------------------------------------------
+    def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        from ._client import BoundedGitlab  # imports python-gitlab
+
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return BoundedGitlab(
+            instance_url(tracker),
+            private_token=credentials.api_password.reveal(),
+            ssl_verify=_verify(tracker),
+            timeout=settings.timeout,
+            user_agent=settings.user_agent,
+            retry_transient_errors=False,  # it re-sends POSTs; the adapter retries only safe cases
+            session=session,
+        )
+
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        client.auth()  # GET /api/v4/user
+        user = client.user
+        email = getattr(user, "email", None) or getattr(user, "public_email", None)
+        user_id = getattr(user, "id", None)
+        return Identity(
+            login=str(user.username),
+            name=getattr(user, "name", None) or None,
+            email=email or None,
+            id=str(user_id) if user_id is not None else None,
+        )
+
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        attributes = self.issue_attributes(tracker, draft)
+        project = client.projects.get(project_of(tracker), lazy=True)  # no GET of the project
+        issue = project.issues.create(attributes)  # one POST /projects/{path}/issues
+        iid = issue.iid
+        web_url = getattr(issue, "web_url", None)
+        url = web_url if isinstance(web_url, str) and web_url else f"{tracker.url}/-/issues/{iid}"
+        return ReportedIssue(id=str(iid), url=url)
+
+    def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
+        if not issue_id.isascii() or not issue_id.isdigit():
+            raise InvalidInputError(f"{issue_id!r} is not a GitLab issue number (its iid, as in #12)")
+        project = client.projects.get(project_of(tracker), lazy=True)
+        issue = project.issues.get(int(issue_id), lazy=True)
+        issue.notes.create({"body": text})  # one POST .../issues/{iid}/notes
+
+    def issue_attributes(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
+        """The attributes of the create-issue request for ``draft`` on ``tracker``."""
+        options = tracker.options
+        title = " ".join(draft.title.split())
+        if len(title) > TITLE_MAX:
+            title = title[: TITLE_MAX - 1] + "\u2026"
+        attributes: dict[str, Any] = {"title": title}
+        if draft.body:
+            attributes["description"] = draft.body
+        labels = _labels(tracker, options.get("labels"), draft.labels)
+        if labels:
+            attributes["labels"] = labels
+        if draft.issue_type:
+            attributes["issue_type"] = _issue_type(draft.issue_type, InvalidInputError, "the report's issue_type")
+        elif options.get("issue_type"):
+            attributes["issue_type"] = _issue_type(
+                options["issue_type"], ConfigurationError, f"tracker {tracker.label}: option 'issue_type'"
+            )
+        extra = options.get("fields")
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise ConfigurationError(f"tracker {tracker.label}: option 'fields' must be a mapping")
+            for name, value in extra.items():
+                attributes.setdefault(str(name), value)
+        return attributes
+
+    # -- errors ------------------------------------------------------------------------------
+    def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        gitlab_exceptions = sys.modules.get("gitlab.exceptions")
+        if gitlab_exceptions is not None and isinstance(exc, gitlab_exceptions.GitlabError):
+            return _gitlab_failure(exc, gitlab_exceptions)
+        return _network_failure(exc) or super().classify_error(exc)
+
+
+@hookimpl
+def tokenproviders_register_tracker_types(register: Callable[[TrackerType], None]) -> None:
+    """Register the ``gitlab`` tracker type."""
+    register(GitLabTrackerType())
+
+
+# -- URLs -----------------------------------------------------------------------------------------
+def instance_url(tracker: Tracker) -> str:
+    """The GitLab instance: ``api_url`` (without ``/api/v4``), or the origin of ``base_url``."""
+    if tracker.api_url:
+        return _API_SUFFIX.sub("", normalize_url(tracker.api_url))
+    return origin_of(tracker.base_url)
+
+
+def project_of(tracker: Tracker) -> str | int:
+    """The project to file into: option ``project``, or the path of ``base_url`` below the instance.
+
+    ``https://gitlab.example.com/grp/sub/proj`` gives ``grp/sub/proj``; a trailing ``.git`` or
+    ``/-/issues`` is dropped; for an instance at ``https://example.com/gitlab`` the path starts
+    after ``/gitlab``.
+    """
+    option = tracker.options.get("project")
+    if option is not None:
+        if isinstance(option, int) and not isinstance(option, bool):
+            return option
+        if isinstance(option, str) and option.strip("/ "):
+            value = option.strip("/ ")
+            return int(value) if value.isdigit() else value
+        raise ConfigurationError(f"tracker {tracker.label}: option 'project' must be a project id or path")
+    base = urlsplit(tracker.url)
+    instance = urlsplit(instance_url(tracker))
+    path = base.path
+    if (base.scheme, base.netloc) == (instance.scheme, instance.netloc) and instance.path:
+        if not path.startswith(instance.path + "/"):
+            raise ConfigurationError(
+                f"tracker {tracker.label}: base_url {tracker.url} is not a project of the GitLab at"
+                f" {instance_url(tracker)}",
+                hint="give the project's address below the instance, or option 'project'",
+            )
+        path = path[len(instance.path) :]
+    path = re.split(r"/-(?:/|$)", unquote(path).strip("/"), maxsplit=1)[0].removesuffix(".git")
+    segments = path.split("/")
+    if len(segments) < 2 or not all(_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+        raise ConfigurationError(
+            f"tracker {tracker.label}: base_url {tracker.url} is not a project URL",
+            hint="give the project's address, https://HOST/GROUP[/SUBGROUP...]/PROJECT, or option 'project'",
+        )
+    return path
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _verify(tracker: Tracker) -> bool | str:
+    if not tracker.verify_tls:
+        return False
+    return tracker.ca_bundle or True
+
+
+def _retry_policy(retries: int) -> Any:
+    """Retries that can neither duplicate an issue nor outlast the timeout by much.
+
+    A failed *connect* never reached the server, so it is retried for every method, the POST
+    that files an issue included; a 502/503/504 is retried only for idempotent requests
+    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
+    that does not answer fails after one timeout, and a POST that timed out may have landed.
+    """
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=False,
+        status=retries,
+        other=0,
+        status_forcelist=(502, 503, 504),
+        backoff_factor=0.1,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+
+
+def _issue_type(value: Any, error: type[Exception], what: str) -> str:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        lowered = _ISSUE_TYPE_ALIASES.get(lowered, lowered)
+        if lowered in ISSUE_TYPES:
+            return lowered
+    raise error(f"{what} {value!r} is not a GitLab issue type; GitLab takes {', '.join(ISSUE_TYPES)}")
+
+
+def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
+    if option is None:
+        configured: list[Any] = []
+    elif isinstance(option, str):
+        configured = option.split(",")
+    elif isinstance(option, (list, tuple)):
+        configured = list(option)
+    else:
+        raise ConfigurationError(f"tracker {tracker.label}: option 'labels' must be a list or a string")
+    labels: list[str] = []
+    for value in (*configured, *extra):
+        # GitLab's API takes labels as one comma-separated list: a comma would split a label.
+        label = str(value).replace(",", " ").strip()
+        if label and label not in labels:
+            labels.append(label)
+    return labels
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _safe_text(text: str, limit: int = 200) -> str:
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _json_body(body: Any) -> dict[str, Any] | None:
+    if not isinstance(body, (bytes, str)) or not body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _gitlab_words(data: dict[str, Any] | None) -> str:
+    """GitLab's own words from a JSON error body (``message`` or ``error``; never a raw body)."""
+    if data is None:
+        return ""
+    message = data.get("message", data.get("error"))
+    if isinstance(message, str):
+        return _safe_text(message)
+    if isinstance(message, dict):
+        parts = []
+        for key, value in message.items():
+            values = value if isinstance(value, list) else [value]
+            parts.append(f"{key} {' and '.join(str(v) for v in values)}")
+        return _safe_text("; ".join(parts))
+    return ""
+
+
+def _gitlab_failure(exc: Any, exceptions: Any) -> TrackerFailure:
+    if isinstance(exc, exceptions.RedirectError):
+        return TrackerFailure(
+            "not_found",
+            "GitLab redirected the request, which would turn a POST into a GET; configure the"
+            " instance's canonical https:// URL",
+        )
+    if isinstance(exc, exceptions.GitlabParsingError):
+        return TrackerFailure("not_found", "the answer was not GitLab's JSON; is api_url the GitLab instance?")
+    status = exc.response_code
+    if not isinstance(status, int):
+        return TrackerFailure("request", f"GitLab refused the request ({type(exc).__name__})")
+    data = _json_body(exc.response_body)
+    text = f"HTTP {status} {_phrase(status)}".rstrip()
+    if status == 401:
+        text += ": the token is wrong, expired or revoked"
+    elif status == 403:
+        if data is not None and data.get("error") == "insufficient_scope":
+            text += ": the token lacks the api scope (read_api cannot file issues or comments)"
+        else:
+            text += ": the token needs the api scope, and its user a role in the project that may do this"
+    elif status == 404:
+        text += ": no such project or issue, or a private one the token's user may not see (GitLab answers 404 then)"
+    elif 400 <= status < 500 and status != 429:
+        # GitLab starts many messages with the status again ("400 Bad request - ...").
+        words = re.sub(rf"^{status}\s*", "", _gitlab_words(data))
+        if words:
+            text += f": {words}"
+    failure = classify_http_status(status, text)
+    if failure is None:
+        return TrackerFailure("request", f"unexpected answer {text}", status)
+    return failure
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
+
+
+def _network_failure(exc: BaseException) -> TrackerFailure | None:
+    """Name what went wrong on the wire, in words that never quote the library's message."""
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    if isinstance(exc, requests_exceptions.SSLError):
+        return TrackerFailure(
+            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
+        )
+    if isinstance(exc, requests_exceptions.ConnectTimeout):
+        return TrackerFailure("unavailable", "connecting timed out")
+    if isinstance(exc, requests_exceptions.Timeout):
+        return TrackerFailure("unavailable", "no answer within the timeout")
+    if isinstance(exc, requests_exceptions.ConnectionError):
+        if _caused_by(exc, (ConnectionRefusedError,)):
+            return TrackerFailure("unavailable", "connection refused")
+        if _caused_by(exc, (socket.gaierror,)):
+            return TrackerFailure("unavailable", "the host name does not resolve")
+        return TrackerFailure("unavailable", "connection failed")
+    if isinstance(exc, requests_exceptions.HTTPError):
+        return None  # a status: let the generic mapping read it
+    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
+    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")
