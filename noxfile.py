@@ -72,5 +72,22 @@ def demo(session: nox.Session) -> None:
     session.run("python", "-m", "tokenproviders.demo", *session.posargs)
 
 
+DOCS_DEPS = ["sphinx>=7.2", "furo>=2024.1.29", "myst-parser>=3", "sphinx-click>=6"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: build with -W, check internal links, run doctests and site tests."""
+    session.install(*DOCS_DEPS, *TEST_DEPS)
+    _install_project(session)
+    build = ROOT / "docs" / "_build"
+    html = build / "html"
+    session.run("sphinx-build", "-E", "-W", "--keep-going", "-b", "html", "docs", str(html))
+    session.run("python", "docs/_tools/check_links.py", str(html))
+    session.run("sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "doctest", "docs", str(build / "doctest"))
+    # The snippets the guides include, API coverage, tracker pages, and the diagram in Chromium.
+    session.run("pytest", "tests/docs", *session.posargs, env={"TOKENPROVIDERS_DOCS_HTML": str(html)})
+
+
 if os.environ.get("CI"):
     nox.options.reuse_existing_virtualenvs = False
