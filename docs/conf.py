@@ -18,7 +18,7 @@ import tokenproviders  # noqa: E402  (the installed project, never a copy of its
 
 project = "tokenproviders"
 author = "The tokenproviders developers"
-copyright = "The tokenproviders developers, MIT licence"  # noqa: A001
+copyright = "The tokenproviders developers, MIT licence"
 release = version = tokenproviders.__version__
 
 extensions = [

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -113,7 +113,10 @@ class TrackerTypeDirective(SphinxDirective):
     """Render what an installed tracker type declares: fields, distribution, service URL."""
 
     required_arguments = 1
-    option_spec = {"example-url": directives.unchanged, "example-api-url": directives.unchanged}
+    option_spec: ClassVar[dict[str, Any]] = {
+        "example-url": directives.unchanged,
+        "example-api-url": directives.unchanged,
+    }
 
     def run(self) -> list[nodes.Node]:
         from tokenproviders import Tracker, UnknownTrackerTypeError

@@ -62,7 +62,8 @@ def host_database() -> sqlite3.Connection:
                                    api_url TEXT, title TEXT, bot_user TEXT, bot_secret_ref TEXT);
         INSERT INTO memberships VALUES ('alice', 'acme'), ('alice', 'globex'), ('bob', 'acme');
         INSERT INTO bug_trackers VALUES
-            (1, 'acme', 'jira', 'https://acme.atlassian.example', NULL, 'Acme Jira', 'bot@acme.example', 'vault:acme-jira'),
+            (1, 'acme', 'jira', 'https://acme.atlassian.example', NULL, 'Acme Jira', 'bot@acme.example',
+             'vault:acme-jira'),
             (2, 'acme', 'github', 'https://github.com/acme/web', NULL, 'acme/web', NULL, 'vault:acme-gh'),
             (3, 'globex', 'github', 'https://github.com/globex/api', NULL, 'globex/api', NULL, NULL);
         """

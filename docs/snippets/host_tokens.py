@@ -1,5 +1,8 @@
 """Host guide: the drop-down, saving and verifying tokens, reading a Resolution, errors."""
 
+# Each part a page shows carries its own imports, so imports sit between the parts.
+# ruff: noqa: E402
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,9 @@ runs them against stand-ins for Kiwi's objects (``issue_tracker.request``,
 ``issue_tracker.bug_system``), so no Kiwi is needed to test them.
 """
 
+# Each part a page shows carries its own imports, so imports sit between the parts.
+# ruff: noqa: E402
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable

@@ -16,7 +16,7 @@ import pytest
 from .conftest import DOCS, chromium_args
 
 sys.path.insert(0, str(DOCS / "_tools"))
-from check_links import broken_links  # noqa: E402
+from check_links import broken_links
 
 
 def _inventory(site: Path) -> set[str]:
