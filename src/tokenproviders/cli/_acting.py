@@ -108,9 +108,9 @@ def verify(session: Session, user: str, tenant: str, tracker_id: str, as_json: b
     check_user_id(user)
     resolver = session.resolver
     tracker = _tracker(session, tenant, tracker_id)
+    session.last_resolution = None
     identity: Identity = resolver.verify(user, tracker)
-    # verify() resolved once; resolving again is cheap and gives the explanation to show.
-    resolution = resolver.resolve(user, tracker)
+    resolution = session.last_resolution or resolver.resolve(user, tracker)
     if as_json:
         emit_json(
             {

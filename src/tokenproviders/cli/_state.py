@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import MissingKeyError, SecretUnreadableError, StoreError, TokenProvidersError
-from ..model import ClientSettings
-from ..plugins import Plugins
+from ..model import ClientSettings, Resolution
+from ..plugins import Plugins, hookimpl
 from ..resolver import Resolver
 from ._redaction import Redactor
 from .exit_codes import ConflictError
@@ -177,6 +177,18 @@ def initialise(paths: DataPaths) -> tuple[Path, Path]:
     return database, key
 
 
+class _LastResolution:
+    """Remembers the resolution a resolver call acted with (``verify`` shows it, without
+    resolving a second time and so recording a second audit entry)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @hookimpl
+    def tokenproviders_resolved(self, resolution: Resolution) -> None:
+        self.session.last_resolution = resolution
+
+
 class Session:
     """One command's open database, plugins and resolver. Close it when the command ends."""
 
@@ -184,6 +196,7 @@ class Session:
         from ..crypto import KeyRing
 
         self.config = config
+        self.last_resolution: Resolution | None = None
         self.paths = paths = config.paths()
         if not paths.database.exists():
             raise StoreError(
@@ -213,6 +226,7 @@ class Session:
         try:
             self.plugins.register(self.db.audit.observer(), name="audit")
             self.plugins.register(config.redactor.observer(), name="cli-redactor")
+            self.plugins.register(_LastResolution(self), name="cli-last-resolution")
             self.resolver = Resolver(
                 self.db.directory,
                 self.db.tokens,
