@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from typing import Any, ClassVar
 
 import pytest
 
+from tokenproviders.cli._app import cli as root
 from tokenproviders.cli.exit_codes import ExitCode, exit_code_for
 from tokenproviders.crypto import KeyRing
 from tokenproviders.errors import (
@@ -29,8 +32,10 @@ from tokenproviders.errors import (
     UnknownTrackerError,
     UnknownTrackerTypeError,
 )
+from tokenproviders.model import Identity, Tracker
+from tokenproviders.testing.memory_tracker import MemoryTrackerPlugin, MemoryTrackerType
 
-from .conftest import CLI, OTHER_URL, TRACKER_URL
+from .conftest import CLI, OTHER_URL, TRACKER_URL, make_runner
 
 NEEDS_USER_URL = "https://needs-user.example.com/acme"
 
@@ -331,3 +336,40 @@ def test_json_of_failed_commands_is_not_printed(world: CLI) -> None:
     assert result.exit_code == ExitCode.NOT_AUTHORIZED and result.stdout == ""
     with pytest.raises(json.JSONDecodeError):
         json.loads(result.stdout)
+
+
+class ChattyType(MemoryTrackerType):
+    """A tracker type whose client library logs request URLs, API key included (as urllib3 does)."""
+
+    name: ClassVar[str] = "chatty"
+    title: ClassVar[str] = "Logs secrets"
+
+    def whoami(self, client: Any, tracker: Tracker) -> Identity:
+        secret = client.credentials.api_password.reveal()
+        logging.getLogger("urllib3.connectionpool").warning("Retrying GET /rest/whoami?api_key=%s", secret)
+        logging.getLogger("tokenproviders.fake").debug("debug detail %s", secret)
+        return super().whoami(client, tracker)
+
+
+def test_log_records_of_any_library_are_redacted(world: CLI) -> None:
+    config = world.config()
+    config.extra_plugins = [*config.extra_plugins, MemoryTrackerPlugin(ChattyType(world.backend))]
+    runner = make_runner()
+    result = runner.invoke(root, ["trackers", "add", "acme", "chatty", "--type", "chatty", "--url",
+                                  "https://chatty.example.com", "--bot-username", "bot", "--bot-password-stdin"],
+                           input="bot-secret-token", obj=config)
+    assert result.exit_code == 0, result.stderr
+    for debug in ([], ["--debug"]):
+        config = world.config()
+        config.extra_plugins = [*config.extra_plugins, MemoryTrackerPlugin(ChattyType(world.backend))]
+        result = runner.invoke(root, [*debug, "verify", "bob", "acme", "chatty"], obj=config)
+        assert result.exit_code == 0, result.stderr
+        assert "Retrying GET /rest/whoami?api_key=**********" in result.stderr
+        assert ("debug detail **********" in result.stderr) == bool(debug)
+        assert "bot-secret-token" not in result.output
+
+
+def test_no_arguments_prints_help(cli: CLI) -> None:
+    result = cli()
+    assert result.exit_code in (0, ExitCode.USAGE)
+    assert "Usage:" in result.output and "Exit codes:" in result.output

@@ -76,13 +76,14 @@ class RootGroup(AliasedGroup):
             config = CLIConfig()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, obj=config, **extra)
+        # Every record, from us or from a tracker client library (urllib3 logs URLs, which may
+        # carry an API key), goes through the redacting handler on the root logger.
         handler = _StderrHandler()
         handler.setFormatter(config.redactor.formatter("%(levelname)s %(name)s: %(message)s"))
-        package_logger = logging.getLogger("tokenproviders")
-        package_logger.addHandler(handler)
-        old_level, old_propagate = package_logger.level, package_logger.propagate
-        package_logger.setLevel(logging.WARNING)
-        package_logger.propagate = False
+        root_logger = logging.getLogger()
+        old_level = root_logger.level
+        root_logger.addHandler(handler)
+        root_logger.setLevel(logging.WARNING)
         code: int = ExitCode.OK
         try:
             result = super().main(
@@ -96,6 +97,9 @@ class RootGroup(AliasedGroup):
             click.echo("Error: aborted", err=True)
             code = ExitCode.INTERRUPTED
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # click >= 8.2
+                click.echo(exc.ctx.get_help(), err=True)
+                sys.exit(ExitCode.USAGE)
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             self._report(config, exc, f"{exc.format_message()}{where}")
             code = ExitCode.USAGE
@@ -123,9 +127,8 @@ class RootGroup(AliasedGroup):
             )
             code = ExitCode.ERROR
         finally:
-            package_logger.removeHandler(handler)
-            package_logger.setLevel(old_level)
-            package_logger.propagate = old_propagate
+            root_logger.removeHandler(handler)
+            root_logger.setLevel(old_level)
         sys.exit(code)
 
     @staticmethod
@@ -139,7 +142,7 @@ class RootGroup(AliasedGroup):
 
 def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
-        logging.getLogger("tokenproviders").setLevel(logging.DEBUG)
+        logging.getLogger().setLevel(logging.DEBUG)
     return value
 
 
