@@ -69,7 +69,7 @@ def bench(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: a demo of personal tokens overriding the bot, explained."""
     _install_project(session)
-    session.run("python", "-m", "tokenproviders.demo", *session.posargs)
+    session.run("tokenproviders", "demo", *session.posargs)
 
 
 DOCS_DEPS = ["sphinx>=7.2", "furo>=2024.1.29", "myst-parser>=3", "sphinx-click>=6"]
