@@ -15,6 +15,7 @@ import pytest
 import tokenproviders.plugins as plugins_module
 from tokenproviders.cli._app import cli as root
 from tokenproviders.cli.exit_codes import ExitCode
+from tokenproviders.crypto import KeyRing
 
 from .conftest import CLI, OTHER_URL, SERVICE_URL, TRACKER_URL, all_command_paths, make_runner
 
@@ -417,3 +418,21 @@ def test_audit_shows_who_which_tracker_which_source_when(world: CLI) -> None:
     table = world.ok("audit").stdout
     assert "personal" in table and "alice" in table and "#1" in table
     assert "alice-secret-token" not in json.dumps(entries) + table
+
+
+def test_tracker_options_take_json_objects_and_arrays(world: CLI) -> None:
+    world.ok(
+        "trackers", "add", "acme", "opts", "--type", "memory", "--url", "https://opts.example.org", "--no-bot",
+        "-o", "project=123", "-o", 'fields={"components": [{"name": "UI"}]}', "-o", "labels=[\"a\", \"b\"]",
+    )
+    added = next(t for t in json.loads(world.ok("trackers", "list", "--json").stdout) if t["id"] == "opts")
+    assert added["options"] == {"project": "123", "fields": {"components": [{"name": "UI"}]}, "labels": ["a", "b"]}
+    world.fails(ExitCode.USAGE, "trackers", "add", "acme", "bad", "--type", "memory", "--url",
+                "https://bad.example.org", "--no-bot", "-o", "fields={not json")
+
+
+def test_init_notes_keys_from_the_environment(cli: CLI) -> None:
+    ring = KeyRing.generate()
+    document = json.dumps(ring.to_document())
+    result = cli("init", env={"TOKENPROVIDERS_KEYS": document})
+    assert result.exit_code == 0 and "TOKENPROVIDERS_KEYS is set" in result.stderr

@@ -32,6 +32,8 @@ __all__ = ["AliasedGroup", "RootGroup", "cli", "pass_session", "read_secret", "s
 P = ParamSpec("P")
 R = TypeVar("R")
 
+PLUGINS_LOGGER = "tokenproviders.plugins"
+
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -84,6 +86,11 @@ class RootGroup(AliasedGroup):
         old_level = root_logger.level
         root_logger.addHandler(handler)
         root_logger.setLevel(logging.WARNING)
+        # A broken plugin is listed by 'tokenproviders plugins' and named in the error of a
+        # command that needs its tracker type; it does not add lines to every other command.
+        plugins_logger = logging.getLogger(PLUGINS_LOGGER)
+        old_plugins_level = plugins_logger.level
+        plugins_logger.setLevel(logging.ERROR)
         code: int = ExitCode.OK
         try:
             result = super().main(
@@ -129,6 +136,7 @@ class RootGroup(AliasedGroup):
         finally:
             root_logger.removeHandler(handler)
             root_logger.setLevel(old_level)
+            plugins_logger.setLevel(old_plugins_level)
         sys.exit(code)
 
     @staticmethod
@@ -143,6 +151,7 @@ class RootGroup(AliasedGroup):
 def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
         logging.getLogger().setLevel(logging.DEBUG)
+        logging.getLogger(PLUGINS_LOGGER).setLevel(logging.NOTSET)
     return value
 
 

@@ -185,6 +185,17 @@ def demo(ctx: click.Context, demo_timeout: float) -> None:
         _step(
             console,
             4,
+            "alice's drop-down: the URLs she may store personal tokens for, across her tenants",
+            "tokenproviders trackers --user alice",
+        )
+        choices = table(None, "url", "kind", "serves")
+        for choice in resolver.trackers_for("alice"):
+            choices.add_row(choice.url, choice.kind, ", ".join(f"{t}/{i}" for t, i in choice.trackers))
+        console.print(choices)
+
+        _step(
+            console,
+            5,
             "alice stores personal tokens (bob stores none)",
             f"tokenproviders token set alice {acme_jira.url} --tenant acme --username alice@acme.example --verify",
             f"tokenproviders token set alice {github_service} --all-tenants --expires 60d --verify",
@@ -214,7 +225,7 @@ def demo(ctx: click.Context, demo_timeout: float) -> None:
 
         _step(
             console,
-            5,
+            6,
             "File bugs: bob on Jira (no token: the bot), alice on Jira and on GitHub (her tokens)",
             "tokenproviders report bob acme jira --title 'Login button does nothing'",
             "tokenproviders report alice acme jira --title 'Search ignores accents'",
@@ -254,7 +265,7 @@ def demo(ctx: click.Context, demo_timeout: float) -> None:
 
         _step(
             console,
-            6,
+            7,
             "bob tries the GitHub tracker of globex, a tenant he is not in",
             "tokenproviders report bob globex github --title ...",
         )
@@ -264,7 +275,7 @@ def demo(ctx: click.Context, demo_timeout: float) -> None:
             console.print(f"   [bold red]refused[/] (exit code 4): {exc.message}")
             console.print("   No token of any kind was looked at, and the bot was not used either.")
 
-        _step(console, 7, "The audit trail: every resolution, never a secret", "tokenproviders audit")
+        _step(console, 8, "The audit trail: every resolution, never a secret", "tokenproviders audit")
         session.db.flush()
         trail = table(None, "when", "user", "tenant", "tracker", "source", "token")
         for entry in session.db.audit.query(limit=20):

@@ -8,10 +8,13 @@ leaves the database untouched.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Any
 
 import click
 
+from ..crypto import KEYS_ENV
 from ..errors import InvalidCredentialsError
 from ..model import Credentials, Secret, Tracker, check_tenant_id, check_user_id
 from ._app import AliasedGroup, cli, get_config, pass_session, read_secret
@@ -35,6 +38,8 @@ def init(ctx: click.Context) -> None:
     database, key = initialise(config.paths())
     click.echo(f"Created database {database}")
     click.echo(f"Created key file {key} (mode 0600; back it up, it decrypts every stored secret)")
+    if os.environ.get(KEYS_ENV, "").strip():
+        click.echo(f"Note: {KEYS_ENV} is set; its keys take precedence over the key file", err=True)
     click.echo("Next: tokenproviders tenants add TENANT, then tokenproviders trackers add ...")
 
 
@@ -177,13 +182,23 @@ def tenants_revoke(session: Session, tenant: str, users: tuple[str, ...]) -> Non
 
 
 # -- trackers -------------------------------------------------------------------------------
-def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
-    options: dict[str, str] = {}
+def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that is a JSON object or array is parsed (``-o
+    'fields={"components": [{"name": "UI"}]}'``), anything else stays a string."""
+    options: dict[str, Any] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--option'")
-        options[key.strip()] = value
+        parsed: Any = value
+        if value.lstrip().startswith(("{", "[")):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise click.BadParameter(
+                    f"the value of {key.strip()!r} looks like JSON but is not valid JSON", param_hint="'--option'"
+                ) from None
+        options[key.strip()] = parsed
     return options
 
 
@@ -343,7 +358,7 @@ def _bot_credentials(
     "options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A type-specific option (repeatable), e.g. project=ACME.",
+    help="A type-specific option (repeatable), e.g. project=ACME; a JSON object or array value is parsed.",
 )
 @click.option("--no-verify-tls", is_flag=True, help="Do not verify the tracker's TLS certificate.")
 @click.option(
