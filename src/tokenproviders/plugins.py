@@ -31,6 +31,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, UnknownTrackerTypeError
+from .model import Field
 from .trackertype import TrackerType
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "TRACE_ENV",
     "BUILTIN_PLUGINS",
     "PluginInfo",
+    "TrackerTypeInfo",
     "Plugins",
     "create_plugins",
     "list_plugins",
@@ -70,9 +72,33 @@ def _split_env(name: str) -> set[str]:
     return {part.strip() for part in os.environ.get(name, "").split(",") if part.strip()}
 
 
+@dataclass(frozen=True)
+class TrackerTypeInfo:
+    """One tracker type as a listing shows it: what a form needs to ask for its credentials."""
+
+    name: str
+    title: str
+    fields: tuple[Field, ...]
+
+    @classmethod
+    def of(cls, tracker_type: TrackerType) -> TrackerTypeInfo:
+        return cls(name=tracker_type.name, title=tracker_type.title, fields=tuple(tracker_type.fields))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "fields": [
+                {"name": f.name, "label": f.label, "help": f.help, "required": f.required, "secret": f.secret}
+                for f in self.fields
+            ],
+        }
+
+
 @dataclass
 class PluginInfo:
-    """One plugin as a listing shows it."""
+    """One plugin as a listing shows it. ``tracker_types`` names the types it registered;
+    ``types`` describes them (title and credential fields)."""
 
     name: str
     distribution: str | None = None
@@ -82,6 +108,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     broken: str | None = None
     blocked: bool = False
+    types: list[TrackerTypeInfo] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +117,7 @@ class PluginInfo:
             "version": self.version,
             "builtin": self.builtin,
             "tracker_types": list(self.tracker_types),
+            "types": [t.as_dict() for t in self.types],
             "hooks": list(self.hooks),
             "broken": self.broken,
             "blocked": self.blocked,
@@ -129,6 +157,7 @@ class Plugins:
         self._blocked = set(block) if block is not None else _split_env(BLOCK_ENV)
         allowed = set(allow) if allow is not None else _split_env(LOAD_ENV)
         self._allowed: set[str] | None = allowed or None
+        self._tracing = False
         if os.environ.get(TRACE_ENV, "") not in ("", "0"):
             self.enable_tracing()
         if load_entry_points:
@@ -260,7 +289,7 @@ class Plugins:
             if impl.plugin_name != name:
                 continue
             try:
-                call_hookimpl(impl, register=register)
+                self.call_one(impl, register=register)
             except Exception as exc:  # noqa: BLE001 - reported, the host keeps going
                 self.manager.unregister(name=name)
                 self._mark_broken(name, f"registering tracker types failed: {type(exc).__name__}: {exc}")
@@ -278,6 +307,7 @@ class Plugins:
             self._type_owner[tracker_type.name] = name
         info = self._infos.setdefault(name, PluginInfo(name=name))
         info.tracker_types = sorted(t.name for t in registered)
+        info.types = [TrackerTypeInfo.of(t) for t in sorted(registered, key=lambda t: t.name)]
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -341,10 +371,34 @@ class Plugins:
         return {i.name: i.broken for i in self._infos.values() if i.broken}
 
     def enable_tracing(self, writer: Callable[[str], None] | None = None) -> None:
-        """Log every hook call and result (for debugging plugin interplay)."""
+        """Log every hook call and result (for debugging plugin interplay): the calls through
+        the hook relay and those made to one implementation at a time (:meth:`call_one`)."""
         write = writer or (lambda message: hook_logger.debug("%s", message.rstrip()))
         self.manager.trace.root.setwriter(write)
-        self.manager.enable_tracing()
+        if not self._tracing:
+            self.manager.enable_tracing()
+        self._tracing = True
+
+    def call_one(self, impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+        """Call one hook implementation directly, as :func:`call_hookimpl` does, and trace the
+        call like a relayed one when tracing is on. For hooks whose implementations must be
+        isolated from each other (an observer's exception must not stop the next one)."""
+        if not self._tracing:
+            return call_hookimpl(impl, **kwargs)
+        hooktrace = self.manager.trace.root.get("hook")
+        name = impl.function.__name__
+        hooktrace.root.indent += 1
+        try:
+            hooktrace(f"{name} (plugin {impl.plugin_name!r} only)", kwargs)
+            try:
+                result = call_hookimpl(impl, **kwargs)
+            except BaseException as exc:
+                hooktrace("raised", name, "-->", type(exc).__name__)
+                raise
+            hooktrace("finish", name, "-->", result)
+            return result
+        finally:
+            hooktrace.root.indent -= 1
 
 
 def create_plugins(**kwargs: Any) -> Plugins:

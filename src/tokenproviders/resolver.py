@@ -46,7 +46,7 @@ from .model import (
     check_user_id,
     describe_scope,
 )
-from .plugins import Plugins, call_hookimpl
+from .plugins import Plugins
 from .policy import Policies, Policy
 from .sources import CredentialRequest, personal_candidates
 from .stores import MemoryTokenStore, TokenStore
@@ -277,7 +277,7 @@ class Resolver:
     def _notify(self, resolution: Resolution) -> None:
         for impl in self.plugins.hook.tokenproviders_resolved.get_hookimpls():
             try:
-                call_hookimpl(impl, resolution=resolution)
+                self.plugins.call_one(impl, resolution=resolution)
             except Exception:  # an observer cannot change or fail the result
                 logger.exception("tokenproviders_resolved observer %r failed", impl.plugin_name)
 
