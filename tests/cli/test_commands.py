@@ -415,6 +415,9 @@ def test_audit_shows_who_which_tracker_which_source_when(world: CLI) -> None:
     assert json.loads(world.ok("audit", "--user", "bob", "--json").stdout)[0]["user"] == "bob"
     assert len(json.loads(world.ok("audit", "--source", "personal", "--json").stdout)) == 1
     assert len(json.loads(world.ok("audit", "--tenant", "acme", "--tracker", "main", "-n", "1", "--json").stdout)) == 1
+    assert len(json.loads(world.ok("audit", "--since", "1h", "--json").stdout)) == 3
+    assert json.loads(world.ok("audit", "--since", "2999-01-01", "--json").stdout) == []
+    world.fails(ExitCode.USAGE, "audit", "--since", "last tuesday")
     table = world.ok("audit").stdout
     assert "personal" in table and "alice" in table and "#1" in table
     assert "alice-secret-token" not in json.dumps(entries) + table

@@ -91,16 +91,8 @@ def _reporter_of(fake: Any, issue: ReportedIssue) -> str:
 
 
 @cli.command()
-@click.option(
-    "--timeout",
-    "demo_timeout",
-    type=click.FloatRange(0, 300, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds before a request to a fake tracker gives up.",
-)
 @click.pass_context
-def demo(ctx: click.Context, demo_timeout: float) -> None:
+def demo(ctx: click.Context) -> None:
     """A guided demo: two fake trackers, two tenants, a bot and two users.
 
     Bob has no personal token, so his bug is filed as the bot; Alice's personal tokens make
@@ -124,7 +116,7 @@ def demo(ctx: click.Context, demo_timeout: float) -> None:
         jira = stack.enter_context(FakeJira())
         github = stack.enter_context(FakeGitHub())
         paths = DataPaths(root=tmp / "data")
-        demo_config = replace(config, data_dir=paths.root, key_file=None, timeout=demo_timeout)
+        demo_config = replace(config, data_dir=paths.root, key_file=None)
 
         _step(console, 1, f"Fake trackers on 127.0.0.1: Jira at {jira.url}, GitHub at {github.url}")
         secrets_of = {name: secrets.token_urlsafe(24) for name in ("jira-bot", "jira-alice", "gh-bot", "gh-alice")}

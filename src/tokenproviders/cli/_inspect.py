@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
@@ -78,6 +80,24 @@ def plugins(as_json: bool) -> None:
         )
 
 
+_AGO = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``30m``, ``24h``, ``7d``, ``2w`` before ``now``, or an ISO date / date-time (UTC if naive)."""
+    ago = _AGO.match(text)
+    if ago:
+        return now - int(ago.group(1)) * _UNITS[ago.group(2).lower()]
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a duration (30m, 24h, 7d, 2w) or an ISO date/date-time", param_hint="'--since'"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
 def _entry_dict(entry: Any) -> dict[str, Any]:
     return {
         "at": entry.at,
@@ -96,6 +116,9 @@ def _entry_dict(entry: Any) -> dict[str, Any]:
 @click.option("--tracker", help="Only this tracker id.")
 @click.option("--source", help="Only this source (personal, bot, ...).")
 @click.option(
+    "--since", metavar="WHEN", help="Only entries since WHEN: an ISO date or date-time, or 30m, 24h, 7d, 2w ago."
+)
+@click.option(
     "--limit", "-n", type=click.IntRange(1, 1_000_000), default=50, show_default=True, help="Newest entries to show."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -106,11 +129,15 @@ def audit(
     tenant: str | None,
     tracker: str | None,
     source: str | None,
+    since: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """The audit trail: who acted on which tracker, with credentials from which source, when."""
-    entries = session.db.audit.query(user=user, tenant=tenant, tracker=tracker, source=source, limit=limit)
+    start = parse_since(since, session.resolver.now()) if since is not None else None
+    entries = session.db.audit.query(
+        user=user, tenant=tenant, tracker=tracker, source=source, since=start, limit=limit
+    )
     rows = [_entry_dict(e) for e in entries]
     if as_json:
         emit_json(rows)
