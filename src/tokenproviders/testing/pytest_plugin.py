@@ -1,7 +1,10 @@
 """The tokenproviders pytest plugin (``pytest11`` entry point): opt-in fixtures, none autouse.
 
 Installed with the core, it does nothing until a test asks for one of its fixtures: it defines
-no hooks and no autouse fixture, and it imports tokenproviders only when a fixture runs.
+no hooks and no autouse fixture, and what a fixture needs (fakes, stores, key ring) is imported
+when that fixture first runs. Fixtures are named ``tp_*`` (and ``fake_<type>``), so they stay out
+of the way of a suite's own ``resolver`` or ``directory``; a conftest fixture of the same name
+overrides one of these, as usual in pytest.
 
 Key ring and stores
     ``tp_keyring``: a fresh in-memory :class:`~tokenproviders.crypto.KeyRing` (one random key).
