@@ -60,6 +60,8 @@ T = TypeVar("T")
 
 #: How often a token's last-used time is written at most (it is a hint, not an audit).
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+#: Tracker URL and service URL, each tenant-scoped and for all tenants.
+MAX_PERSONAL_CANDIDATES = 4
 
 
 def utc_now() -> datetime:
@@ -206,7 +208,9 @@ class Resolver:
         """
         return self._resolve(user, tracker, ())
 
-    def _resolve(self, user: str, tracker: Tracker, unusable: Iterable[str]) -> Resolution:
+    def _resolve(
+        self, user: str, tracker: Tracker, unusable: Iterable[str], after: Resolution | None = None
+    ) -> Resolution:
         check_user_id(user)
         if not isinstance(tracker, Tracker):
             raise InvalidInputError(f"resolve() takes a Tracker, not {type(tracker).__name__}")
@@ -219,6 +223,12 @@ class Resolver:
         policy = self.policies.for_tracker(tracker)
         now = self.now()
         unusable = list(unusable)
+        candidates = self._personal_candidates(tracker, tracker_type)
+        start = 0
+        if after is not None:
+            # Retrying after a rejected personal token: only less specific tokens, if any.
+            rejected = (after.matched_url, after.scope)
+            start = candidates.index(rejected) + 1 if rejected in candidates else len(candidates)
         request = CredentialRequest(
             user=user,
             tracker=tracker,
@@ -226,9 +236,10 @@ class Resolver:
             policy=policy,
             now=now,
             store=self.store,
-            personal_candidates=self._personal_candidates(tracker, tracker_type),
-            skip_personal=bool(unusable),
+            personal_candidates=candidates,
+            skip_personal=start >= len(candidates),
             unusable=unusable,
+            personal_start=start,
         )
         result = self.plugins.hook.tokenproviders_credentials(request=request)
         if result is None:
@@ -392,16 +403,21 @@ class Resolver:
 
     def _with_fallback(self, user: str, tracker: Tracker, action: Callable[[Resolution], T]) -> T:
         resolution = self.resolve(user, tracker)
-        try:
-            return action(resolution)
-        except PersonalTokenRejectedError as exc:
-            if not self.policies.for_tracker(tracker).fallback_on_unusable:
-                raise
-            why = (
-                f"{user}'s personal token #{resolution.token_id} for {resolution.matched_url}"
-                f" was rejected by the tracker (HTTP {exc.status})"
-            )
-            return action(self._resolve(user, tracker, [why]))
+        rejected: list[str] = []
+        # Each retry starts after the rejected token, so a less specific personal token is
+        # tried before the bot; bounded in case a third-party source labels itself "personal".
+        for _ in range(MAX_PERSONAL_CANDIDATES):
+            try:
+                return action(resolution)
+            except PersonalTokenRejectedError as exc:
+                if not self.policies.for_tracker(tracker).fallback_on_unusable:
+                    raise
+                rejected.append(
+                    f"{user}'s personal token #{resolution.token_id} for {resolution.matched_url}"
+                    f" was rejected by the tracker (HTTP {exc.status})"
+                )
+                resolution = self._resolve(user, tracker, rejected, after=resolution)
+        return action(resolution)
 
     # -- talking to the tracker ----------------------------------------------------------
     def whoami_with(self, tracker: Tracker, credentials: Credentials) -> Identity:

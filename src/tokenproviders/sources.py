@@ -28,8 +28,9 @@ class CredentialRequest:
     """One resolution in progress: who acts on which tracker, under which policy.
 
     ``personal_candidates`` are the ``(url, scope)`` pairs a personal token may sit at, most
-    specific first. ``unusable`` collects why personal tokens were skipped under a fallback
-    policy; the resolution that follows repeats it in its reason.
+    specific first; the personal source looks from ``personal_start`` on (after a token the
+    tracker rejected, under a fallback policy). ``unusable`` collects why personal tokens were
+    skipped under a fallback policy; the resolution that follows repeats it in its reason.
     """
 
     user: str
@@ -41,6 +42,7 @@ class CredentialRequest:
     personal_candidates: tuple[tuple[str, str], ...]
     skip_personal: bool = False
     unusable: list[str] = field(default_factory=list)
+    personal_start: int = 0
 
     def resolution(
         self,
@@ -102,7 +104,7 @@ class PersonalTokenSource:
     def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
         if request.skip_personal:
             return None
-        candidates = request.personal_candidates
+        candidates = request.personal_candidates[request.personal_start :]
         while candidates:
             # Under a fallback policy an unusable token gives way to the next candidate (a
             # usable personal token still beats the bot); without one, _unusable raises.

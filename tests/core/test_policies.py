@@ -266,3 +266,31 @@ def test_observers_are_not_called_for_a_failed_resolution(world: World, resolver
         with pytest.raises(NoCredentialsError):
             resolver.resolve("alice", world.acme_jira)
     assert recorder.seen == []
+
+
+def test_rejected_token_falls_back_to_a_less_specific_personal_token_first(world: World) -> None:
+    world.backend.add_user("alice", "alice-service")
+    resolver = world.resolver(policies=FALLBACK)
+    resolver.tokens.set("alice", world.acme_repo.url, creds("revoked-exact"), scope="acme")
+    resolver.tokens.set("alice", world.acme_repo.url, creds("revoked-everywhere"), scope=ALL_TENANTS)
+    service = resolver.tokens.set("alice", SERVICE, creds("alice-service"), scope=ALL_TENANTS)
+    issue = resolver.report_issue("alice", world.acme_repo, "It broke")
+    assert world.backend.issues[issue.id].reporter == "alice"
+    assert issue.resolution is not None
+    assert (issue.resolution.source, issue.resolution.token_id) == ("personal", service.id)
+    assert issue.resolution.reason.count("was rejected by the tracker (HTTP 401)") == 2
+    assert_one_sentence(issue.resolution.reason)
+
+
+def test_a_source_calling_itself_personal_cannot_loop_the_fallback(world: World) -> None:
+    from tokenproviders import CredentialRequest
+
+    class Mislabelled:
+        @hookimpl
+        def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
+            return request.resolution(creds("nobody-knows-this"), source="personal", reason="Mislabelled.")
+
+    resolver = world.resolver(policies=FALLBACK)
+    with world.plugins.registered(Mislabelled()):
+        with pytest.raises(PersonalTokenRejectedError):
+            resolver.verify("bob", world.acme_repo)
