@@ -348,6 +348,7 @@ class ChattyType(MemoryTrackerType):
         secret = client.credentials.api_password.reveal()
         logging.getLogger("urllib3.connectionpool").warning("Retrying GET /rest/whoami?api_key=%s", secret)
         logging.getLogger("tokenproviders.fake").debug("debug detail %s", secret)
+        logging.getLogger("tokenproviders.fake").warning("token %s looks odd", secret)
         return super().whoami(client, tracker)
 
 
@@ -364,8 +365,9 @@ def test_log_records_of_any_library_are_redacted(world: CLI) -> None:
         config.extra_plugins = [*config.extra_plugins, MemoryTrackerPlugin(ChattyType(world.backend))]
         result = runner.invoke(root, [*debug, "verify", "bob", "acme", "chatty"], obj=config)
         assert result.exit_code == 0, result.stderr
-        assert "Retrying GET /rest/whoami?api_key=**********" in result.stderr
+        assert ("Retrying GET /rest/whoami?api_key=**********" in result.stderr) == bool(debug)
         assert ("debug detail **********" in result.stderr) == bool(debug)
+        assert "token ********** looks odd" in result.stderr
         assert "bot-secret-token" not in result.output
 
 

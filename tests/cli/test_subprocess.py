@@ -151,6 +151,7 @@ def test_tracker_and_token_commands_against_fake_github(
     ok(run_cli("trackers", "add", "acme", "gh", "--type", "github", "--url", repo, "--bot-password-stdin", "--verify",
                input=BOT_TOKEN + "\n"))
     assert json.loads(ok(run_cli("trackers", "list", "--json")).stdout)[0]["url"] == repo
+    assert repo in ok(run_cli("trackers")).stdout
     choices = json.loads(ok(run_cli("trackers", "--user", "alice", "--json")).stdout)
     assert {c["url"] for c in choices} == {github.url, repo}
 
@@ -200,6 +201,15 @@ def test_tracker_failures_from_a_real_process(run_cli: Callable[..., Completed],
     one_error_line(unavailable.stderr)
     github.reset_faults()
     assert github.issues == {}
+
+    # A tracker nobody listens on any more: refused connection, exit code 8.
+    with FakeGitHub() as gone:
+        dead = f"{gone.url}/octo/gone"
+    ok(run_cli("trackers", "add", "acme", "dead", "--type", "github", "--url", dead, "--bot-password-stdin",
+               input=BOT_TOKEN))
+    refused = run_cli("--timeout", "5", "report", "bob", "acme", "dead", "--title", "x")
+    assert refused.returncode == ExitCode.UNAVAILABLE, refused.stderr
+    assert "unavailable" in one_error_line(refused.stderr)
 
 
 @needs_github

@@ -82,6 +82,9 @@ class RootGroup(AliasedGroup):
         # carry an API key), goes through the redacting handler on the root logger.
         handler = _StderrHandler()
         handler.setFormatter(config.redactor.formatter("%(levelname)s %(name)s: %(message)s"))
+        # Client libraries' own chatter (urllib3's "Retrying ...") only with --debug: the
+        # command's one error line already says what failed.
+        handler.addFilter(lambda record: config.debug or record.name.split(".")[0] == "tokenproviders")
         root_logger = logging.getLogger()
         old_level = root_logger.level
         root_logger.addHandler(handler)
