@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +431,43 @@ def test_no_secret_in_reprs(world: Any, keys: dict[str, str]) -> None:
     client = world.resolver.client("alice", world.tracker)
     for text in (repr(resolution), repr(issue), repr(world.tracker), repr(client), repr(client.get_requests_session())):
         assert keys["alice"] not in text and keys["bot"] not in text
+
+
+@pytest.fixture
+def redirecting_server() -> Iterator[Callable[[str], str]]:
+    """``start(target)``: a server answering every request with 301 to ``target`` + the path."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(target: str) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(301)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_redirect_is_a_url_error_and_the_key_does_not_follow_it(
+    make_world: Callable[..., Any], bugzilla_fake: FakeBugzilla, redirecting_server: Callable[[str], str]
+) -> None:
+    w = make_world(redirecting_server(bugzilla_fake.url))
+    with pytest.raises(TrackerURLError, match="did not answer like Bugzilla"):
+        w.resolver.verify("carol", w.tracker)
+    assert bugzilla_fake.requests == []  # nothing, and so no key, followed the redirect

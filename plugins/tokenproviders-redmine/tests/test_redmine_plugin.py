@@ -375,3 +375,44 @@ def test_every_failure_is_a_tokenproviders_error(world: Any, redmine_fake: FakeR
     redmine_fake.fail_with(418)
     with pytest.raises(TokenProvidersError):
         world.resolver.verify("alice", world.tracker)
+
+
+@pytest.fixture
+def redirecting_server() -> Iterator[Callable[[str], str]]:
+    """``start(target)``: a server answering every request with 301 to ``target`` + the path."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(target: str) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(301)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_redirect_is_a_url_error_and_the_key_does_not_follow_it(
+    make_world: Callable[..., Any], redmine_fake: FakeRedmine, redirecting_server: Callable[[str], str]
+) -> None:
+    w = make_world(redirecting_server(redmine_fake.url))
+    with pytest.raises(TrackerURLError, match="redirect") as info:
+        w.resolver.verify("carol", w.tracker)
+    assert info.value.status == 301
+    assert redmine_fake.requests == []  # the bot's key never reached the redirect's target

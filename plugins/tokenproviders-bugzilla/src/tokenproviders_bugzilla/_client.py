@@ -58,7 +58,7 @@ class BoundedSession(requests.Session):
     """The ``requests.Session`` one Bugzilla client uses.
 
     * every request gets this client's ``timeout`` (python-bugzilla's own, from the environment
-      or 300 s, is replaced);
+      or 300 s, is replaced), and follows no redirect;
     * ``connecting`` (while python-bugzilla asks ``GET /rest/version``, which Bugzilla serves
       without login): the API key is not sent at all;
     * ``key_in_header`` (Bugzilla 5.1+): the ``Bugzilla_api_key`` query parameter python-bugzilla
@@ -78,6 +78,10 @@ class BoundedSession(requests.Session):
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["timeout"] = self.timeout
+        # requests drops only the Authorization header on a redirect to another host; the key
+        # header would follow it. Bugzilla's REST API does not redirect: a redirect's empty or HTML
+        # body then fails as "not Bugzilla's REST API", a URL error.
+        kwargs["allow_redirects"] = False
         params = kwargs.get("params")
         if isinstance(params, dict) and KEY_PARAM in params and (self.connecting or self.key_in_header):
             params = dict(params)

@@ -210,6 +210,12 @@ def _classify_redmine(exc: BaseException, exceptions: Any) -> TrackerFailure:
         return TrackerFailure("unavailable", "HTTP 500", 500)
     if isinstance(exc, exceptions.UnknownError):
         status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 300 <= status < 400:
+            return TrackerFailure(
+                "not_found",
+                f"HTTP {status}: a redirect (give the URL Redmine really serves: scheme, host and sub-path)",
+                status,
+            )
         if isinstance(status, int):
             failure = classify_http_status(status)
             if failure is not None:

@@ -48,7 +48,7 @@ def bounded_retry(retries: int) -> Retry:
 
 
 class BoundedEngine(SyncEngine):  # type: ignore[misc]  # python-redmine ships no type hints
-    """python-redmine's blocking engine with a per-request timeout and bounded retries.
+    """python-redmine's blocking engine with a per-request timeout, bounded retries, no redirects.
 
     ``Redmine(url, engine=BoundedEngine, timeout=..., retries=...)``: python-redmine hands every
     keyword it does not know to the engine, so both arrive here.
@@ -65,6 +65,10 @@ class BoundedEngine(SyncEngine):  # type: ignore[misc]  # python-redmine ships n
     def construct_request_kwargs(self, method: str, headers: Any, params: Any, data: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = SyncEngine.construct_request_kwargs(method, headers, params, data)
         kwargs["timeout"] = self.timeout
+        # requests drops only the Authorization header on a redirect to another host; the
+        # X-Redmine-API-Key header would follow it. Redmine's API does not redirect: a redirect
+        # means a wrong URL, and is reported as such.
+        kwargs["allow_redirects"] = False
         return kwargs
 
 
