@@ -8,9 +8,12 @@ this process handled never reaches the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import io
 import logging
+import os
 import sqlite3
 import sys
 import traceback
@@ -124,7 +127,11 @@ class RootGroup(AliasedGroup):
             code = ExitCode.STORE_ERROR
         except OSError as exc:
             if exc.errno == errno.EPIPE:
-                code = ExitCode.OK  # the reader went away (| head); not an error of ours
+                # The reader went away (| head): not an error of ours. Point stdout at
+                # /dev/null so the interpreter's final flush does not complain either.
+                with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                code = ExitCode.OK
             else:
                 where = f" {exc.filename}" if exc.filename else ""
                 self._report(config, exc, f"cannot access{where}: {exc.strerror or exc}")
@@ -153,6 +160,7 @@ class RootGroup(AliasedGroup):
 
 def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
+        ctx.ensure_object(CLIConfig).debug = True
         logging.getLogger().setLevel(logging.DEBUG)
         logging.getLogger(PLUGINS_LOGGER).setLevel(logging.NOTSET)
     return value
