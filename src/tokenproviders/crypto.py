@@ -176,16 +176,14 @@ class AssociatedData:
 
     def encode(self) -> bytes:
         """The canonical, unambiguous byte encoding (length-prefixed parts)."""
-        out = bytearray(_AAD_LABEL)
-        out += self.kind.encode("ascii")
-        out += b"\x00"
+        out = [_AAD_LABEL, self.kind.encode("ascii"), b"\x00"]
         for part in self.parts:
             data = part.encode("utf-8", "surrogatepass")
             if len(data) > 0xFFFF:
                 raise ConfigurationError("an associated-data part is longer than 65535 bytes")
-            out += len(data).to_bytes(2, "big")
-            out += data
-        return bytes(out)
+            out.append(len(data).to_bytes(2, "big"))
+            out.append(data)
+        return b"".join(out)
 
 
 def _header(key_id: str) -> bytes:
@@ -240,7 +238,7 @@ class KeyRing:
     names key ids only; it cannot be pickled.
     """
 
-    __slots__ = ("_ciphers", "_keys", "_primary", "_retired", "source")
+    __slots__ = ("_by_header", "_ciphers", "_keys", "_primary", "_retired", "source")
 
     def __init__(
         self,
@@ -253,6 +251,8 @@ class KeyRing:
         pairs = list(keys.items()) if isinstance(keys, Mapping) else list(keys)
         self._keys: dict[str, bytes] = {}
         self._ciphers: dict[str, AESGCM] = {}
+        # Blob header -> (key id, cipher): opening a well-formed blob is one dict lookup.
+        self._by_header: dict[bytes, tuple[str, AESGCM]] = {}
         self._retired: set[str] = set()
         #: Where the keys came from (``memory``, ``env``, ``key file PATH``, ``plugin``): for messages.
         self.source = source
@@ -263,8 +263,7 @@ class KeyRing:
                     f"key id {key_id!r} appears twice in the key ring ({source})",
                     hint="give every key its own id; remove or rename the duplicate",
                 )
-            self._keys[key_id] = _check_key_bytes(key_id, key)
-            self._ciphers[key_id] = AESGCM(self._keys[key_id])
+            self._install(key_id, _check_key_bytes(key_id, key))
         for key_id in retired:
             check_key_id(key_id)
             if key_id in self._keys:
@@ -317,6 +316,12 @@ class KeyRing:
         return hmac.new(key, _CHECK_LABEL, hashlib.sha256).digest()[:16]
 
     # -- changing the ring -------------------------------------------------------------
+    def _install(self, key_id: str, key: bytes) -> None:
+        cipher = AESGCM(key)
+        self._keys[key_id] = key
+        self._ciphers[key_id] = cipher
+        self._by_header[_header(key_id)] = (key_id, cipher)
+
     def add_key(self, key_id: str | None = None, key: bytes | None = None, *, primary: bool = True) -> str:
         """Add a key (32 fresh random bytes unless ``key`` is given) and return its id.
 
@@ -330,9 +335,7 @@ class KeyRing:
                 f"key id {key_id!r} is already used in this key ring",
                 hint="choose a new id; never reuse the id of another (even retired) key",
             )
-        material = _check_key_bytes(key_id, key if key is not None else os.urandom(KEY_SIZE))
-        self._keys[key_id] = material
-        self._ciphers[key_id] = AESGCM(material)
+        self._install(key_id, _check_key_bytes(key_id, key if key is not None else os.urandom(KEY_SIZE)))
         if primary:
             self._primary = key_id
         return key_id
@@ -356,6 +359,7 @@ class KeyRing:
         check_key_id(key_id)
         self._keys.pop(key_id, None)
         self._ciphers.pop(key_id, None)
+        self._by_header.pop(_header(key_id), None)
         self._retired.add(key_id)
 
     # -- sealing -----------------------------------------------------------------------
@@ -390,16 +394,25 @@ class KeyRing:
         Raises :class:`SecretUnreadableError` naming at most the key id when the key is unknown,
         retired or different, or the blob was altered, truncated, extended or moved.
         """
-        header_length, key_id, payload = _parse(blob)
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            raise self._missing(key_id)
-        view = memoryview(blob)
+        entry = None
+        if type(blob) is bytes and len(blob) > 1:
+            header = blob[: 2 + blob[1]]
+            entry = self._by_header.get(header)
+        if entry is None or len(blob) < len(header) + NONCE_SIZE + TAG_SIZE:
+            # Malformed, truncated, or naming a key this ring does not hold: say which.
+            _, key_id, _ = _parse(blob)
+            if key_id not in self._ciphers:
+                raise self._missing(key_id)
+            blob = bytes(blob)
+            header = blob[: 2 + blob[1]]
+            entry = self._by_header[header]
+        key_id, cipher = entry
+        payload = len(header) + NONCE_SIZE
         try:
             return Secret(
-                cipher.decrypt(
-                    view[header_length:payload], view[payload:], bytes(view[:header_length]) + aad.encode()
-                ).decode("utf-8", "surrogatepass")
+                cipher.decrypt(blob[len(header) : payload], blob[payload:], header + aad.encode()).decode(
+                    "utf-8", "surrogatepass"
+                )
             )
         except InvalidTag:
             raise _unreadable(

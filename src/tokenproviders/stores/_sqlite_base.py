@@ -158,7 +158,7 @@ class SQLiteCore:
         lock_wait: float | None = None,
         synchronous: str = "FULL",
         clock: Callable[[], datetime] = utc_now,
-        flush_size: int = 256,
+        flush_size: int = 1024,
         flush_interval: float = 1.0,
     ) -> None:
         if not isinstance(keyring, KeyRing):

@@ -73,9 +73,21 @@ class MemoryTokenStore:
         else:
             assert entry.secret is not None
             secret = entry.secret
+        # Positional, in PersonalToken's field order: this is the resolve path.
         return PersonalToken(
-            **{name: getattr(info, name) for name in info.__dataclass_fields__},
-            credentials=Credentials(secret, info.api_username),
+            info.owner,
+            info.url,
+            info.scope,
+            info.id,
+            info.label,
+            info.expires_at,
+            info.created_at,
+            info.updated_at,
+            info.last_used_at,
+            info.version,
+            info.key_id,
+            info.api_username,
+            Credentials(secret, info.api_username),
         )
 
     def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> PersonalToken | None:

@@ -80,6 +80,9 @@ SECRET_FIELD: Final = "api_password"
 _COLUMNS: Final = (
     "owner, url, scope, id, label, expires_at, created_at, updated_at, last_used_at, version, key_id, api_username"
 )
+_LOOKUP_COLUMNS: Final = (
+    "id, label, expires_at, created_at, updated_at, last_used_at, version, key_id, api_username, secret"
+)
 
 
 def _info(row: Sequence[Any]) -> TokenInfo:
@@ -127,8 +130,16 @@ class SQLiteTokenStore:
     def _sql_for(self, count: int) -> str:
         sql = self._lookup_sql.get(count)
         if sql is None:
-            terms = " OR ".join(["(url = ? AND scope = ?)"] * count)
-            sql = f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND ({terms})"  # noqa: S608 - constant SQL, values bound
+            # ?1 is the owner; candidate i is (?{2i+2}, ?{2i+3}). SQLite ranks the (at most
+            # ``count``) matching rows itself and returns only the best one, with its rank
+            # instead of its url and scope (the caller has those).
+            pairs = [(2 * i + 2, 2 * i + 3) for i in range(count)]
+            terms = " OR ".join(f"(url = ?{u} AND scope = ?{s})" for u, s in pairs)
+            rank = " ".join(f"WHEN url = ?{u} AND scope = ?{s} THEN {i}" for i, (u, s) in enumerate(pairs))
+            sql = (
+                f"SELECT CASE {rank} END AS rank, {_LOOKUP_COLUMNS} FROM tokens"  # noqa: S608 - constant SQL
+                f" WHERE owner = ?1 AND ({terms}) ORDER BY rank LIMIT 1"
+            )
             self._lookup_sql[count] = sql
         return sql
 
@@ -142,31 +153,31 @@ class SQLiteTokenStore:
         rows = self._core.read(self._sql_for(len(candidates)), params)
         if not rows:
             return None
-        if len(rows) == 1:
-            return self._opened(rows[0])
-        rank = {candidate: position for position, candidate in enumerate(candidates)}
-        return self._opened(min(rows, key=lambda row: rank[(row[1], row[2])]))
+        row = rows[0]
+        url, scope = candidates[row[0]]
+        return self._opened((owner, url, scope, *row[1:]))
 
     def _opened(self, row: Sequence[Any]) -> PersonalToken:
-        info = _info(row)
+        owner, url, scope, api_username = row[0], row[1], row[2], row[11]
         try:
-            secret = self._core.keyring.open_secret(row[12], token_aad(info.owner, info.scope, info.url))
+            secret = self._core.keyring.open_secret(row[12], token_aad(owner, scope, url))
         except SecretUnreadableError as exc:
-            raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=info) from None
+            raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=_info(row)) from None
+        # Positional, in PersonalToken's field order: this is the resolve path.
         return PersonalToken(
-            info.owner,
-            info.url,
-            info.scope,
-            info.id,
-            info.label,
-            info.expires_at,
-            info.created_at,
-            info.updated_at,
-            info.last_used_at,
-            info.version,
-            info.key_id,
-            info.api_username,
-            Credentials(secret, info.api_username),
+            owner,
+            url,
+            scope,
+            row[3],
+            row[4],
+            from_db_time(row[5]),
+            from_db_time(row[6]),
+            from_db_time(row[7]),
+            from_db_time(row[8]),
+            row[9],
+            row[10],
+            api_username,
+            Credentials(secret, api_username),
         )
 
     def get(self, owner: str, url: str, scope: str) -> PersonalToken | None:
@@ -391,7 +402,7 @@ class SQLiteDatabase:
         synchronous: str = "FULL",
         audit_max_rows: int | None = 100_000,
         audit_max_age: timedelta | None = timedelta(days=90),
-        flush_size: int = 256,
+        flush_size: int = 1024,
         flush_interval: float = 1.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:

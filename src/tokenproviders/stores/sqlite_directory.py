@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ..crypto import AssociatedData
@@ -136,6 +136,26 @@ class SQLiteDirectory:
             )
 
         self._core.write(run, "add a member")
+
+    def add_members(self, memberships: Iterable[tuple[str, str]]) -> int:
+        """Authorize many ``(user, tenant)`` pairs in one transaction (bulk import); returns
+        how many were new."""
+        pairs = [(check_user_id(user), check_tenant_id(tenant)) for user, tenant in memberships]
+        now = to_db_time(self._core.clock())
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.executemany(
+                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                [(tenant, now) for tenant in {tenant for _, tenant in pairs}],
+            )
+            added: int = conn.executemany(
+                "INSERT INTO members (user, tenant, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(user, tenant, now) for user, tenant in pairs],
+            ).rowcount
+            return added
+
+        added: int = self._core.write(run, "add members")
+        return added
 
     def remove_member(self, user: str, tenant: str) -> bool:
         """Revoke ``user``'s membership of ``tenant`` at once; ``False`` if there was none."""
