@@ -439,3 +439,18 @@ def test_init_notes_keys_from_the_environment(cli: CLI) -> None:
     document = json.dumps(ring.to_document())
     result = cli("init", env={"TOKENPROVIDERS_KEYS": document})
     assert result.exit_code == 0 and "TOKENPROVIDERS_KEYS is set" in result.stderr
+
+
+def test_a_failed_init_leaves_nothing_half_made(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenproviders.cli import _state
+    from tokenproviders.errors import StoreError
+
+    def broken(path: Path, keyring: KeyRing) -> Any:
+        path.write_bytes(b"partial")
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(_state, "_open_database", broken)
+    assert "disk full" in cli.fails(ExitCode.STORE_ERROR, "init")
+    assert not cli.data_dir.exists()
+    monkeypatch.undo()
+    cli.ok("init")

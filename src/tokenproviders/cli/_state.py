@@ -159,11 +159,8 @@ def initialise(paths: DataPaths) -> tuple[Path, Path]:
             raise _store_error("write the key file", key, exc) from None
         created.append(key)
         keyring = KeyRing.from_key_file(key)
-        database_existed = database.exists()
-        db = _open_database(database, keyring)
-        if not database_existed:
-            created.append(database)
-        db.close()
+        created.append(database)  # checked above: it did not exist
+        _open_database(database, keyring).close()
     except BaseException:
         # Leave nothing half-made behind, so that a second ``init`` can succeed.
         for path in reversed(created):
