@@ -6,6 +6,7 @@ import stat
 import sys
 import textwrap
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,12 @@ def test_a_mistyped_description_fails_loudly(tp_make_world: Callable[..., World]
 
 
 # -- fakes in a world --------------------------------------------------------------------------
+jira_and_github = pytest.mark.skipif(
+    find_spec("tokenproviders_jira") is None or find_spec("tokenproviders_github") is None,
+    reason="needs the jira and github plugins",
+)
+
+# [start world]
 FAKE_WORLD = {
     "tenants": {
         "acme": {
@@ -193,10 +200,9 @@ FAKE_WORLD = {
 }
 
 
+@jira_and_github
 @pytest.mark.parametrize("tp_world_spec", [FAKE_WORLD])
 def test_trackers_on_fake_servers(tp_world: World, fake_jira: FakeJira, fake_github: FakeGitHub) -> None:
-    pytest.importorskip("tokenproviders_jira")
-    pytest.importorskip("tokenproviders_github")
     resolver = tp_world.resolver
     jira, web = tp_world.tracker("acme/jira"), tp_world.tracker("acme/web")
     assert tp_world.fakes == {"jira": fake_jira, "github": fake_github}
@@ -209,6 +215,9 @@ def test_trackers_on_fake_servers(tp_world: World, fake_jira: FakeJira, fake_git
     [issue] = fake_github.issues.values()
     assert (issue.reporter, [c.author for c in issue.comments]) == ("acme-bot", ["alice"])
     assert all(r.identity in ("alice", "acme-bot") for r in fake_github.requests)
+
+
+# [end world]
 
 
 def test_fake_fixtures_record_requests(fake_jira: FakeJira, tp_start_fake: Callable[..., Any]) -> None:
