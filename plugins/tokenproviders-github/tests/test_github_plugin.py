@@ -421,3 +421,35 @@ def test_422_quotes_githubs_validation_errors(fast_world: Any, timed: Timed) -> 
     err, _ = timed("422", lambda: fast_world.resolver.report_issue("bob", tracker, "t"))
     assert type(err) is TrackerRequestError
     assert "Validation Failed" in str(err)
+
+
+# --------------------------------------------------------------------------- client settings
+
+
+@pytest.mark.parametrize(
+    ("verify_tls", "ca_bundle", "expected"),
+    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, "/x.pem", False)],
+)
+def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+    tracker = Tracker(
+        tenant="t",
+        id="x",
+        type="github",
+        base_url="https://github.example.com/octo/widgets",
+        verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+    )
+    client = Plugins().tracker_type("github").build_client(
+        tracker,
+        Credentials(api_password=Secret(ALICE_TOKEN)),
+        ClientSettings(timeout=2.5, retries=3, user_agent="ua/1"),
+    )
+    kwargs = client.requester.kwargs
+    assert kwargs["verify"] == expected
+    assert kwargs["timeout"] == 3  # PyGithub takes an int: rounded up, never down to 0
+    assert kwargs["user_agent"] == "ua/1"
+    assert kwargs["base_url"] == "https://github.example.com/api/v3"
+    assert (kwargs["seconds_between_requests"], kwargs["seconds_between_writes"], kwargs["lazy"]) == (None, None, True)
+    retry = kwargs["retry"]
+    assert (retry.total, retry.connect, retry.read, retry.status) == (3, 3, False, 3)
+    assert 403 not in retry.status_forcelist and "POST" not in retry.allowed_methods

@@ -388,3 +388,35 @@ def test_400_quotes_gitlabs_message(fast_world: Any, timed: Timed) -> None:
     err, _ = timed("400", lambda: fast_world.resolver.report_issue("bob", tracker, "t"))
     assert type(err) is TrackerRequestError
     assert "title is too long" in str(err)
+
+
+# --------------------------------------------------------------------------- client settings
+
+
+@pytest.mark.parametrize(
+    ("verify_tls", "ca_bundle", "expected"),
+    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, "/x.pem", False)],
+)
+def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+    tracker = Tracker(
+        tenant="t",
+        id="x",
+        type="gitlab",
+        base_url="https://example.com/gitlab/grp/proj",
+        api_url="https://example.com/gitlab",
+        verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+    )
+    client = Plugins().tracker_type("gitlab").build_client(
+        tracker,
+        Credentials(api_password=Secret(ALICE_TOKEN)),
+        ClientSettings(timeout=2.5, retries=3, user_agent="ua/1"),
+    )
+    assert client.ssl_verify == expected
+    assert client.timeout == 2.5
+    assert client.headers["User-Agent"] == "ua/1"
+    assert client.url == "https://example.com/gitlab"
+    assert client.retry_transient_errors is False
+    retry = client.session.get_adapter("https://example.com").max_retries
+    assert (retry.total, retry.connect, retry.read, retry.status) == (3, 3, False, 3)
+    assert "POST" not in retry.allowed_methods

@@ -375,3 +375,47 @@ def test_a_service_wide_token_is_not_matched_by_prefix(world: Any) -> None:
             credentials=Credentials(api_username="alice@example.com", api_password=Secret("x")),
         )
     assert world.resolver.resolve("alice", tracker).source == "bot"
+
+
+# --------------------------------------------------------------------------- client settings
+
+
+@pytest.mark.parametrize(
+    ("verify_tls", "ca_bundle", "expected"),
+    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, "/x.pem", False)],
+)
+def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+    from tokenproviders import Tracker
+
+    tracker = Tracker(
+        tenant="t",
+        id="x",
+        type="jira",
+        base_url="https://jira.example.com/jira/",
+        api_url=None,
+        verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+    )
+    client = Plugins().tracker_type("jira").build_client(
+        tracker, Credentials(api_password=Secret("pat")), ClientSettings(timeout=2.5, retries=3, user_agent="ua/1")
+    )
+    session = client._session
+    assert session.verify == expected
+    assert session.timeout == 2.5
+    assert session.max_retries == 0  # jira's own sleeping retry loop is off
+    assert session.headers["User-Agent"] == "ua/1"
+    assert client.server_url == "https://jira.example.com/jira"
+    retry = session.get_adapter("https://jira.example.com").max_retries
+    assert (retry.total, retry.connect, retry.read, retry.status) == (3, 3, False, 3)
+    assert "POST" not in retry.allowed_methods
+
+
+def test_api_url_serves_the_api_and_base_url_the_links(world: Any) -> None:
+    tracker = world.add_tracker(base_url="https://acme.atlassian.net")
+    from dataclasses import replace
+
+    tracker = replace(tracker, id="other", api_url=world.fake.url)
+    world.directory.add_tracker(tracker)
+    issue = world.resolver.report_issue("bob", tracker, "t")
+    assert issue.url == f"https://acme.atlassian.net/browse/{issue.id}"
+    assert world.fake.issues[issue.id].reporter == "bot"
