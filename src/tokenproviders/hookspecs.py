@@ -52,8 +52,9 @@ def tokenproviders_credentials(request: CredentialRequest) -> Resolution | None:
     ``request.resolution(credentials, source="my-source", reason="...")``.
 
     The built-in personal-token source runs first (``tryfirst``) and the bot source last
-    (``trylast``); third-party sources run in between and must not use ``tryfirst`` or
-    ``trylast`` themselves (such a plugin is refused and listed as broken). By the time this
+    (``trylast``); third-party sources run in between and must not use ``tryfirst``,
+    ``trylast`` or a wrapper themselves (such a plugin is refused and listed as broken). The
+    entry-point names ``personal`` and ``bot`` are reserved for the built-ins. By the time this
     hook is called, the user is known to be authorized for the tracker's tenant. Raise a
     :class:`~tokenproviders.errors.TokenProvidersError` to stop the resolution with an error;
     never swallow an error and return ``None``, or the bot would silently be used instead.

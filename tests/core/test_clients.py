@@ -289,3 +289,18 @@ def test_trackers_for_skips_uninstalled_types(world: World, resolver: Resolver) 
 
     world.directory.add_tracker(Tracker(tenant="acme", id="gitea", type="gitea", base_url="https://gitea.test"))
     assert "https://gitea.test" not in [c.url for c in resolver.trackers_for("alice")]
+
+
+def test_directory_lookups(world: World, resolver: Resolver) -> None:
+    from tokenproviders import UnknownTrackerError
+
+    assert resolver.tracker("acme", "repo") is world.acme_repo
+    with pytest.raises(UnknownTrackerError) as excinfo:
+        resolver.tracker("acme", "nope")
+    assert "its trackers: jira, repo" in excinfo.value.message
+    assert_actionable(excinfo.value)
+    with pytest.raises(InvalidInputError) as excinfo2:
+        world.directory.add_tracker(world.acme_repo)
+    assert "replace=True" in excinfo2.value.hint
+    with pytest.raises(UnknownTrackerError):
+        world.directory.remove_tracker("acme", "nope")
