@@ -8,6 +8,7 @@ cached clients.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["TokenManager", "TokenTarget"]
 
 MAX_LABEL = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ class TokenManager:
             raise InvalidInputError("credentials must be a Credentials object")
         if not isinstance(label, str) or len(label) > MAX_LABEL:
             raise InvalidInputError(f"a token label must be a string of at most {MAX_LABEL} characters")
+        if _CONTROL.search(label):
+            # The label is repeated in resolution reasons and audit logs: no forged log lines.
+            raise InvalidInputError("a token label may not contain line breaks or other control characters")
         now = self._resolver.now()
         if expires_at is not None:
             if expires_at.tzinfo is None:

@@ -174,6 +174,10 @@ def test_label_length(world: World, resolver: Resolver) -> None:
         resolver.tokens.set("alice", SERVICE, creds("t"), scope=ALL_TENANTS, label="x" * 201)
     assert_actionable(excinfo.value)
     _nothing_stored(resolver)
+    for label in ("laptop\nINFO forged log line", "tab\there", "nul\x00"):
+        with pytest.raises(InvalidInputError):
+            resolver.tokens.set("alice", SERVICE, creds("t"), scope=ALL_TENANTS, label=label)
+    _nothing_stored(resolver)
     info = resolver.tokens.set("alice", SERVICE, creds("t"), scope=ALL_TENANTS, label="x" * 200)
     assert info.label == "x" * 200
 
