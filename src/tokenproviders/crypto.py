@@ -499,7 +499,8 @@ class KeyRing:
         file = Path(path)
         source = f"key file {str(file)!r}"
         try:
-            fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # Symlinks are followed (mounted secrets are often links); the mode checked is the target's.
+            fd = os.open(file, os.O_RDONLY)
         except FileNotFoundError:
             raise MissingKeyError(f"the {source} does not exist", hint=CREATE_KEY_HINT) from None
         except OSError as exc:

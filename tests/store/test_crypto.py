@@ -432,3 +432,14 @@ def test_database_requires_a_key_ring(tmp_path: Path) -> None:
     with pytest.raises(MissingKeyError):
         SQLiteDatabase(tmp_path / "tokens.db", None)  # type: ignore[arg-type]
     assert not (tmp_path / "tokens.db").exists()
+
+
+def test_a_symlinked_key_file_is_followed_and_its_target_checked(tmp_path: Path) -> None:
+    target = tmp_path / "keys.json"
+    KeyRing.generate_key_file(target, key_id="linked")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert KeyRing.from_key_file(link).primary_id == "linked"
+    os.chmod(target, 0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        KeyRing.from_key_file(link)
