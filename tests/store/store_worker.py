@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
+from pathlib import Path
 
 from tokenproviders import Credentials, Plugins, Resolver, Secret, Tracker
 from tokenproviders.crypto import KeyRing
@@ -24,11 +26,22 @@ OWNERS_PER_WORKER = 5
 SHARED = "shared"
 
 
+def wait_for_start(db_path: str) -> None:
+    """Start together with the other workers: the parent creates DB.go once all are running."""
+    go = Path(db_path + ".go")
+    for _ in range(6000):
+        if go.exists():
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the parent never said go")
+
+
 def churn(db_path: str, key_file: str, index: int, iterations: int) -> dict[str, object]:
     keyring = KeyRing.from_key_file(key_file)
     expected: dict[str, str | None] = {}
     resolves = shared_puts = 0
     with SQLiteDatabase(db_path, keyring, busy_timeout=2.0) as db:
+        wait_for_start(db_path)
         plugins = Plugins(load_entry_points=False, extra=[MemoryTrackerPlugin(MemoryTrackerType())])
         resolver = Resolver(db.directory, db.tokens, plugins=plugins)
         resolver.plugins.register(db.audit.observer())

@@ -20,7 +20,7 @@ from .store_worker import OWNERS_PER_WORKER, SHARED, TRACKER
 
 WORKER = Path(__file__).with_name("store_worker.py")
 PROCESSES = 4
-ITERATIONS = 150
+ITERATIONS = 300
 
 
 def prepare(db_path: Path, key_file: Path) -> None:
@@ -43,6 +43,7 @@ def test_processes_share_one_file_without_losing_anything(db_path: Path, key_fil
         )
         for index in range(PROCESSES)
     ]
+    Path(f"{db_path}.go").touch()
     results = []
     try:
         for worker in workers:
