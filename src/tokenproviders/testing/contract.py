@@ -90,6 +90,7 @@ TENANT = "acme"
 ALICE = "alice"  # has a personal token
 BOB = "bob"  # has none: the bot acts for him
 BOT = "acme-bot"
+_REQUIRED = ("plugin", "type_name", "fake_class", "client_modules", "credential_kinds")
 
 
 # -- how credentials reach the tracker ---------------------------------------------------------
@@ -301,6 +302,23 @@ class TrackerTypeContract:
     anonymous_paths: ClassVar[str | None] = None
     hang_release_after: ClassVar[float] = 30.0
     server_error_statuses: ClassVar[tuple[int, ...]] = (500, 502, 503)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("Test"):
+            return  # an intermediate base class; pytest collects only Test* classes
+        missing = [name for name in _REQUIRED if not hasattr(cls, name)]
+        if missing:
+            raise TypeError(
+                f"{cls.__qualname__} must declare {', '.join(missing)} (see TrackerTypeContract's docstring)"
+            )
+        if not isinstance(cls.plugin, str):
+            raise TypeError(
+                f"{cls.__qualname__}.plugin must be the entry point's value as a string, e.g."
+                f" 'package.module', not {type(cls.plugin).__name__}"
+            )
+        if not cls.credential_kinds or not all(isinstance(k, CredentialKind) for k in cls.credential_kinds):
+            raise TypeError(f"{cls.__qualname__}.credential_kinds must hold at least one CredentialKind")
 
     # -- what a subclass may override ------------------------------------------------------
     def start_fake(self) -> FakeTracker:
