@@ -355,10 +355,11 @@ class Resolver:
             failure = self.plugins.tracker_type(tracker.type).classify_error(exc)
             if failure is None:
                 raise
-            if failure.kind == "rejected":
-                self.clients.drop(self._cache_key(resolution))
-            # ``from None``: the library's exception text may contain a token (URL parameters).
-            raise self._failure_error(failure, resolution) from None
+        # Raised outside the ``except`` block on purpose: the library's exception (whose text,
+        # request headers or URL may hold the token) must not ride along as ``__context__``.
+        if failure.kind == "rejected":
+            self.clients.drop(self._cache_key(resolution))
+        raise self._failure_error(failure, resolution)
 
     def _failure_error(self, failure: TrackerFailure, resolution: Resolution) -> TokenProvidersError:
         tracker = resolution.tracker
@@ -366,7 +367,7 @@ class Resolver:
         if failure.kind == "rejected":
             if resolution.source == "personal":
                 return PersonalTokenRejectedError(
-                    f"{where} rejected {resolution.user!r}'s personal token #{resolution.token_id}"
+                    f"{where} rejected {resolution.user}'s personal token #{resolution.token_id}"
                     f" for {resolution.matched_url} ({describe_scope(resolution.scope or ALL_TENANTS)})"
                     f" with {failure.detail}",
                     hint=(
@@ -396,7 +397,7 @@ class Resolver:
         if failure.kind == "not_found":
             return TrackerURLError(
                 f"{where} answered not found ({failure.detail}): the URL, project or repository"
-                " is wrong, not the credentials",
+                " is wrong, or (on trackers that hide private projects) the credentials cannot see it",
                 status=failure.status,
             )
         return TrackerRequestError(f"{where} refused the request ({failure.detail})", status=failure.status)

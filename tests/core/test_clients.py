@@ -150,7 +150,9 @@ def test_rejected_bot_credentials(world: World, resolver: Resolver, status: int)
     assert "bot credentials" in error.hint
     assert_actionable(error)
     assert_no_secret(error, BOT_ACME)
-    assert error.__cause__ is None and error.__suppress_context__
+    # The library's exception (which may hold the token in headers or URLs) is not attached.
+    assert error.__cause__ is None
+    assert error.__context__ is None
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -205,7 +207,7 @@ def test_wrong_tracker_url_is_told_apart_from_a_bad_token(world: World, resolver
     with pytest.raises(TrackerURLError) as excinfo:
         resolver.verify("alice", world.acme_repo)
     assert not isinstance(excinfo.value, CredentialsRejectedError)
-    assert "not the credentials" in excinfo.value.message
+    assert "the URL, project or repository is wrong" in excinfo.value.message
     assert_actionable(excinfo.value)
 
 
