@@ -294,3 +294,12 @@ def test_resolver_over_sqlite(resolver: Resolver, db: SQLiteDatabase, backend: o
 
 def test_store_objects_are_typed(db: SQLiteDatabase) -> None:
     assert isinstance(db.tokens, SQLiteTokenStore)
+
+
+def test_a_primary_added_after_opening_is_recorded_before_it_seals(db: SQLiteDatabase, keyring: KeyRing) -> None:
+    keyring.add_key("k2")
+    db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    recorded = {row[0]: row[1] for row in db.dump()["keys"]}
+    assert recorded["k2"] == keyring.check_value("k2")
+    db.directory.add_tracker(make_tracker())
+    assert db.key_status() == {"k2": 2, "k1": 0}

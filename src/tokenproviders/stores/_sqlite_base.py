@@ -187,6 +187,10 @@ class SQLiteCore:
         self.pending_used: dict[int, str] = {}
         self._pending_since: float | None = None
         self.before_flush: list[Callable[[sqlite3.Connection], object]] = []
+        #: Key ids whose key-check values were verified or recorded in this database.
+        self.checked_keys: set[str] = set()
+        #: Verifies the key ring against the database (set by SQLiteDatabase).
+        self.check_keys: Callable[[], object] | None = None
         self._create_file()
         try:
             self.conn = sqlite3.connect(
@@ -331,6 +335,13 @@ class SQLiteCore:
     def data_version(self) -> int:
         """Changes when another connection commits (see ``PRAGMA data_version``)."""
         return int(self.read_one("PRAGMA data_version")[0])
+
+    def sealing_keyring(self) -> KeyRing:
+        """The key ring, once its primary key is known to this database: a primary added after
+        opening gets its key-check value recorded before the first blob is sealed with it."""
+        if self.keyring.primary_id not in self.checked_keys and self.check_keys is not None:
+            self.check_keys()
+        return self.keyring
 
     # -- write-behind buffer -------------------------------------------------------------
     def buffer_audit(self, row: tuple[Any, ...]) -> None:

@@ -219,7 +219,7 @@ class SQLiteTokenStore:
         when = to_db_time(now)
         expires = to_db_time(expires_at) if expires_at is not None else None
         # Seal before taking the write lock: the lock is held only for the statements.
-        keyring = self._core.keyring
+        keyring = self._core.sealing_keyring()
         blob = keyring.seal(credentials.api_password, token_aad(owner, scope, url))
         values = (owner, url, scope, label, expires, when, when, keyring.primary_id, credentials.api_username, blob)
 
@@ -239,7 +239,7 @@ class SQLiteTokenStore:
         Each token's ``owner``, ``url``, ``scope``, ``label``, ``expires_at`` and
         ``credentials`` are used; URLs must already be normalized. Returns how many were written.
         """
-        keyring = self._core.keyring
+        keyring = self._core.sealing_keyring()
         when = to_db_time(now)
         written = 0
         batch: list[tuple[Any, ...]] = []
@@ -416,6 +416,7 @@ class SQLiteDatabase:
             flush_size=flush_size,
             flush_interval=flush_interval,
         )
+        self._core.check_keys = self.check_keys
         try:
             self.tokens = SQLiteTokenStore(self._core)
             self.directory = SQLiteDirectory(self._core)
@@ -503,6 +504,7 @@ class SQLiteDatabase:
                         f" database {self.path!r} recorded under that id",
                     )
                 status[key_id] = "ok"
+                self._core.checked_keys.add(key_id)
             else:
                 new.append(key_id)
         if new:
@@ -525,6 +527,7 @@ class SQLiteDatabase:
                         f"key {key_id!r} is not the key the token database {self.path!r} recorded under that id"
                     )
                 status[key_id] = "recorded"
+                self._core.checked_keys.add(key_id)
         return status
 
     def key_status(self) -> dict[str, int]:

@@ -182,7 +182,7 @@ class SQLiteDirectory:
                 f"the options of tracker {tracker.label} must be JSON values (strings, numbers, lists, maps)"
             ) from None
         bot = tracker.bot_credentials
-        keyring = self._core.keyring
+        keyring = self._core.sealing_keyring()
         blob = keyring.seal(bot.api_password, bot_aad(tracker.tenant, tracker.id)) if bot is not None else None
         return (
             tracker.type,
