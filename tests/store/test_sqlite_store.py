@@ -154,7 +154,9 @@ def test_wal_mode_busy_timeout_and_private_file(db: SQLiteDatabase, db_path: Pat
     assert db._core.read_one("PRAGMA journal_mode")[0] == "wal"
     assert db._core.read_one("PRAGMA busy_timeout")[0] == 5000
     assert db._core.read_one("PRAGMA foreign_keys")[0] == 1
-    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    db.directory.add_member("alice", "acme")
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert db.schema_version == SCHEMA_VERSION
 
 
