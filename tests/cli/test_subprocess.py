@@ -13,6 +13,8 @@ import select
 import shutil
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -69,6 +71,9 @@ def run_in_pty(
                 break
             shown += chunk
             if pending and pending[0][0].encode() in shown[answered_upto:]:
+                # Type only once the terminal stopped echoing, as a person would: a prompt that
+                # never turns echo off is not a hidden prompt.
+                _wait_for_echo_off(master, shown)
                 os.write(master, (pending.pop(0)[1] + "\n").encode())
                 answered_upto = len(shown)
     finally:
@@ -76,6 +81,14 @@ def run_in_pty(
         code = process.wait()
     assert not pending, f"never prompted for {pending[0][0]!r}; the terminal showed {shown!r}"
     return code, shown.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _wait_for_echo_off(master: int, shown: bytes, guard: float = 60) -> None:
+    deadline = time.monotonic() + guard  # a hang guard, not a timing assertion
+    while termios.tcgetattr(master)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the terminal kept echoing after the prompt {shown!r}: the input is not hidden")
+        time.sleep(0.01)
 
 
 @pytest.fixture
