@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -217,7 +218,9 @@ def test_put_many_imports_in_batches(db: SQLiteDatabase) -> None:
     assert token.credentials.api_password.reveal() == "tok-7"
 
 
-def test_mark_used_is_buffered_and_flushed(db: SQLiteDatabase) -> None:
+@pytest.mark.parametrize("background", [True, False])
+def test_mark_used_is_buffered_and_flushed(db_path: Path, keyring: KeyRing, background: bool) -> None:
+    db = SQLiteDatabase(db_path, keyring, flush_interval=3600, background_writes=background)
     info = db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
     assert info.id is not None
     db.tokens.mark_used(info.id, NOW + timedelta(minutes=1))
@@ -226,6 +229,25 @@ def test_mark_used_is_buffered_and_flushed(db: SQLiteDatabase) -> None:
     assert db._core.read_one("SELECT last_used_at FROM tokens")[0] is None
     db.flush()
     assert db._core.read_one("SELECT last_used_at FROM tokens")[0].startswith("2024-05-01T12:02:00")
+    db.close()
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_full_buffer_is_flushed_without_being_asked(db_path: Path, keyring: KeyRing, background: bool) -> None:
+    flushed = threading.Event()
+    connections: list[sqlite3.Connection] = []
+    with SQLiteDatabase(db_path, keyring, flush_size=3, flush_interval=3600, background_writes=background) as db:
+        db._core.before_flush.append(lambda conn: (connections.append(conn), flushed.set()))
+        ids = [db.tokens.put(f"user{i}", URL, "acme", creds("a"), now=NOW).id for i in range(3)]
+        for token_id in ids:
+            assert token_id is not None
+            db.tokens.mark_used(token_id, NOW)
+        assert flushed.wait(timeout=60)
+        with db._core._flush_lock:  # held by a flush until it has committed
+            pass
+        # The writer thread uses its own connection; inline flushes use the shared one.
+        assert (connections[0] is not db._core.conn) == background
+        assert db._core.read_one("SELECT count(*) FROM tokens WHERE last_used_at IS NOT NULL")[0] == 3
 
 
 def test_reopen_keeps_everything(db_path: Path, keyring: KeyRing) -> None:

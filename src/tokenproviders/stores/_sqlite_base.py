@@ -8,7 +8,12 @@ caller never sees "database is locked" (after ``lock_wait`` seconds it gets a
 
 It also owns a small write-behind buffer for what the resolve path records (audit entries and
 tokens' last-used times), flushed in one transaction when it holds ``flush_size`` items or its
-oldest item is ``flush_interval`` seconds old, and on ``query``, ``list`` and ``close``.
+oldest item is ``flush_interval`` seconds old, and on ``query``, ``list`` and ``close``. By
+default the call that fills the buffer flushes it (a few milliseconds, once per ``flush_size``
+items). With ``background_writes`` a writer thread flushes on its own connection instead, started
+on demand and gone when idle; under CPython it competes with request threads for the GIL, which
+measured worse at the 99th percentile, hence not the default. Entries still buffered when the
+process dies without ``close()`` are lost.
 """
 
 from __future__ import annotations
@@ -124,6 +129,8 @@ TABLES: Final = (
 _MIN_SQLITE = (3, 24, 0)  # UPSERT
 #: At most this many audit entries wait in memory while the database cannot be written.
 MAX_PENDING: Final = 100_000
+#: The writer thread exits after this many flush intervals without work (and restarts on demand).
+_IDLE_ROUNDS: Final = 30
 
 
 def utc_now() -> datetime:
@@ -160,6 +167,7 @@ class SQLiteCore:
         clock: Callable[[], datetime] = utc_now,
         flush_size: int = 1024,
         flush_interval: float = 1.0,
+        background_writes: bool = False,
     ) -> None:
         if not isinstance(keyring, KeyRing):
             raise MissingKeyError(
@@ -179,10 +187,22 @@ class SQLiteCore:
         self.clock = clock
         self.busy_timeout = busy_timeout
         self.lock_wait = lock_wait if lock_wait is not None else max(30.0, 6 * busy_timeout)
+        if flush_size < 1 or flush_interval <= 0:
+            raise ConfigurationError("flush_size must be at least 1 and flush_interval positive")
         self.flush_size = flush_size
         self.flush_interval = flush_interval
+        self.background_writes = background_writes
+        self.synchronous = synchronous.upper()
+        #: Serializes the use of ``self.conn`` between threads.
         self.lock = threading.RLock()
         self.closed = False
+        self._closing = False
+        # The write-behind buffer: its own lock, a lock that keeps flushes in order, and the
+        # writer thread (started on demand, gone when idle) with the event that wakes it.
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
         self.pending_audit: list[tuple[Any, ...]] = []
         self.pending_used: dict[int, str] = {}
         self._pending_since: float | None = None
@@ -192,18 +212,8 @@ class SQLiteCore:
         #: Verifies the key ring against the database (set by SQLiteDatabase).
         self.check_keys: Callable[[], object] | None = None
         self._create_file()
+        self.conn = self._connect(shared=True)
         try:
-            self.conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # guarded by self.lock
-                cached_statements=256,
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the token database {self.path!r} ({exc})") from None
-        try:
-            self._configure(synchronous.upper())
             self._migrate()
         except BaseException:
             self.conn.close()
@@ -222,18 +232,34 @@ class SQLiteCore:
         except OSError as exc:
             raise StoreError(f"cannot create the token database {self.path!r} ({exc.strerror})") from None
 
-    def _configure(self, synchronous: str) -> None:
+    def _connect(self, *, shared: bool) -> sqlite3.Connection:
+        """A configured connection; ``shared`` ones are used from several threads under a lock."""
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=not shared,
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the token database {self.path!r} ({exc})") from None
+
         def setup() -> None:
-            conn = self.conn
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() not in ("wal", "memory"):
                 raise StoreError(f"the token database {self.path!r} cannot use WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")
 
-        self._retry(setup, "open")
+        try:
+            self._retry(setup, "open")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @property
     def schema_version(self) -> int:
@@ -306,23 +332,28 @@ class SQLiteCore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the block raises."""
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the shared connection; rolled back if the
+        block raises."""
         with self.lock:
             self._check_open()
-            conn = self.conn
-            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"), "start a write transaction")
-            try:
+            with self._transaction_on(self.conn) as conn:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                self._retry(lambda: conn.execute("COMMIT"), "commit")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+
+    @contextmanager
+    def _transaction_on(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"), "start a write transaction")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            self._retry(lambda: conn.execute("COMMIT"), "commit")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def write(self, action: Callable[[sqlite3.Connection], Any], what: str) -> Any:
         """Run ``action`` in one write transaction, mapping SQLite errors onto StoreError."""
@@ -345,43 +376,86 @@ class SQLiteCore:
 
     # -- write-behind buffer -------------------------------------------------------------
     def buffer_audit(self, row: tuple[Any, ...]) -> None:
-        with self.lock:
+        with self._buffer_lock:
             self.pending_audit.append(row)
-            self._after_buffering()
+            due = self._buffered()
+        if due:
+            self._flush_due()
 
     def buffer_used(self, token_id: int, when: str) -> None:
-        with self.lock:
+        with self._buffer_lock:
             previous = self.pending_used.get(token_id)
             if previous is None or previous < when:
                 self.pending_used[token_id] = when
-            self._after_buffering()
+            due = self._buffered()
+        if due:
+            self._flush_due()
 
-    def _after_buffering(self) -> None:
+    def _buffered(self) -> bool:
+        """Called under the buffer lock after adding an item: is a flush due now?"""
         now = time.monotonic()
         if self._pending_since is None:
             self._pending_since = now
-        if (
+        if self.background_writes and self._writer is None and not self._closing:
+            self._writer = threading.Thread(target=self._write_behind, name="tokenproviders-sqlite-writer", daemon=True)
+            self._writer.start()
+        return (
             len(self.pending_audit) + len(self.pending_used) >= self.flush_size
             or now - self._pending_since >= self.flush_interval
-        ):
-            try:
-                self.flush()
-            except StoreError as exc:
-                # Recording must not fail a resolution; keep the entries for the next flush,
-                # within bounds.
-                logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
-                excess = len(self.pending_audit) - MAX_PENDING
-                if excess > 0:
-                    del self.pending_audit[:excess]
-                    logger.error("dropped %d audit entries that could not be written", excess)
+        )
+
+    def _flush_due(self) -> None:
+        if self.background_writes:
+            self._wake.set()
+            return
+        try:
+            self.flush()
+        except StoreError as exc:
+            # Recording must not fail a resolution; the entries are kept for the next flush.
+            logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
+
+    def _write_behind(self) -> None:
+        """The writer thread: flushes on its own connection when woken (the buffer is full)
+        or every ``flush_interval`` seconds; exits after a while without work."""
+        conn: sqlite3.Connection | None = None
+        idle = 0
+        try:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                if self._closing:
+                    return
+                with self._buffer_lock:
+                    if not self.pending_audit and not self.pending_used:
+                        idle += 1
+                        if idle >= _IDLE_ROUNDS:
+                            self._writer = None
+                            return
+                        continue
+                idle = 0
+                try:
+                    if conn is None:
+                        conn = self._connect(shared=False)
+                    self._flush_on(conn)
+                except StoreError as exc:
+                    logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
+                except Exception:
+                    logger.exception("the token database's writer thread hit an unexpected error")
+        finally:
+            if conn is not None:
+                conn.close()
 
     def flush(self) -> None:
         """Write buffered audit entries and last-used times now, in one transaction."""
-        with self.lock:
-            if not self.pending_audit and not self.pending_used:
-                self._pending_since = None
+        self._flush_on(None)
+
+    def _flush_on(self, conn: sqlite3.Connection | None) -> None:
+        with self._flush_lock:  # flushes land in the order their entries were buffered
+            with self._buffer_lock:
+                audit, used = self.pending_audit, self.pending_used
+                self.pending_audit, self.pending_used, self._pending_since = [], {}, None
+            if not audit and not used:
                 return
-            audit, used = self.pending_audit, self.pending_used
 
             def run(conn: sqlite3.Connection) -> None:
                 if audit:
@@ -399,17 +473,48 @@ class SQLiteCore:
                 for hook in self.before_flush:
                     hook(conn)
 
-            self.write(run, "record audit entries and last-used times")
-            self.pending_audit, self.pending_used = [], {}
-            self._pending_since = None
+            what = "record audit entries and last-used times"
+            try:
+                if conn is None:
+                    self.write(run, what)
+                else:
+                    try:
+                        with self._transaction_on(conn):
+                            run(conn)
+                    except sqlite3.Error as exc:
+                        raise self._error(exc, what) from None
+            except BaseException:
+                self._restore(audit, used)
+                raise
+
+    def _restore(self, audit: list[tuple[Any, ...]], used: dict[int, str]) -> None:
+        """Put entries of a failed flush back in front of newer ones, within bounds."""
+        with self._buffer_lock:
+            self.pending_audit[:0] = audit
+            excess = len(self.pending_audit) - MAX_PENDING
+            if excess > 0:
+                del self.pending_audit[:excess]
+                logger.error("dropped %d audit entries that could not be written", excess)
+            for token_id, when in used.items():
+                if self.pending_used.get(token_id, "") < when:
+                    self.pending_used[token_id] = when
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
 
     def close(self) -> None:
-        with self.lock:
-            if self.closed:
+        """Stop the writer thread, flush what is buffered, close the connection."""
+        with self._buffer_lock:
+            if self._closing:
                 return
-            try:
-                self.flush()
-            finally:
+            self._closing = True
+            writer = self._writer
+        self._wake.set()
+        if writer is not None:
+            writer.join()
+        try:
+            self.flush()
+        finally:
+            with self.lock:
                 self.closed = True
                 self.conn.close()
 

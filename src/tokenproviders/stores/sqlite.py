@@ -388,7 +388,10 @@ class SQLiteDatabase:
     :param audit_max_age: drop audit entries older than this (``None``: no age limit); at
         least one limit is required.
     :param flush_size: buffered audit entries and last-used times written per transaction.
-    :param flush_interval: seconds after which buffered writes are flushed on the next record.
+    :param flush_interval: seconds after which buffered writes are flushed.
+    :param background_writes: flush buffered writes from a writer thread with its own
+        connection instead of inline in the call that fills the buffer (see ``_sqlite_base``
+        for the trade-off under the GIL).
     :param clock: the current time (timezone-aware), injectable for tests.
     """
 
@@ -404,6 +407,7 @@ class SQLiteDatabase:
         audit_max_age: timedelta | None = timedelta(days=90),
         flush_size: int = 1024,
         flush_interval: float = 1.0,
+        background_writes: bool = False,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._core = SQLiteCore(
@@ -415,6 +419,7 @@ class SQLiteDatabase:
             clock=clock,
             flush_size=flush_size,
             flush_interval=flush_interval,
+            background_writes=background_writes,
         )
         self._core.check_keys = self.check_keys
         try:
