@@ -51,7 +51,7 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.10", *TEST_DEPS)
     _install_project(session)
     session.run("mypy")
-    for plugin in PLUGINS:
+    for plugin in [*PLUGINS, ROOT / "docs" / "examples" / "tokenproviders-youtrack"]:
         src = plugin / "src"
         if src.is_dir():
             session.run("mypy", "--strict", "--ignore-missing-imports", str(src))
