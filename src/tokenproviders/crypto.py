@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ConfigurationError, MissingKeyError, SecretUnreadableError
+from .errors import ConfigurationError, InvalidInputError, MissingKeyError, SecretUnreadableError
 from .model import Secret
 
 if TYPE_CHECKING:
@@ -377,7 +377,7 @@ class KeyRing:
         if not isinstance(aad, AssociatedData):
             raise TypeError("seal() needs an AssociatedData binding the blob to its row")
         if len(plaintext.reveal()) > MAX_SECRET_LENGTH:
-            raise ConfigurationError(
+            raise InvalidInputError(
                 f"a secret may be at most {MAX_SECRET_LENGTH} characters long",
                 hint="check that the right value was given",
             )

@@ -33,7 +33,7 @@ from tokenproviders import (
 )
 from tokenproviders.crypto import AssociatedData, KeyRing
 from tokenproviders.errors import (
-    ConfigurationError,
+    InvalidInputError,
     KeyInUseError,
     KeyMismatchError,
     MissingKeyError,
@@ -238,7 +238,7 @@ class Lifecycle:
             store.put("alice", TRACKER_URL, "acme", creds("alice"), now=clock.now)
             self.show(store.get("alice", TRACKER_URL, "acme"), store.list())
         aad = AssociatedData.for_token(owner="a", scope="b", url="c", field="d")
-        self.expect(ConfigurationError, lambda: k2_only.seal(Secret(CANARIES["alice"] * 20_000), aad))
+        self.expect(InvalidInputError, lambda: k2_only.seal(Secret(CANARIES["alice"] * 20_000), aad))
         self.expect(TypeError, lambda: pickle.dumps(SECRETS["alice"]))
         self.show(SECRETS["alice"], f"{SECRETS['alice']}", f"{SECRETS['alice']!r}", f"{SECRETS['alice']:>40}")
 
