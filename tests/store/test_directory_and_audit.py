@@ -254,3 +254,13 @@ def test_buffered_entries_are_written_on_close(tmp_path: Path, keyring: KeyRing)
 
 def _plugins() -> Plugins:
     return make_plugins(MemoryTrackerBackend())
+
+
+def test_add_members_in_bulk(db: SQLiteDatabase) -> None:
+    assert db.directory.add_members([("alice", "acme"), ("bob", "acme"), ("alice", "globex")]) == 3
+    assert db.directory.add_members([("alice", "acme"), ("carol", "acme")]) == 1
+    assert db.directory.members_of("acme") == ["alice", "bob", "carol"]
+    assert db.directory.list_tenants() == ["acme", "globex"]
+    with pytest.raises(InvalidInputError):
+        db.directory.add_members([("dave", ALL_TENANTS)])
+    assert db.directory.tenants_of("dave") == frozenset()
