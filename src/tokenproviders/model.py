@@ -123,7 +123,9 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
+        # surrogatepass: a lone surrogate must not raise an error that quotes the character.
+        mine = self._value.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(mine, other._value.encode("utf-8", "surrogatepass"))
 
     __hash__ = None  # type: ignore[assignment]  # hashing would expose value-derived data
 

@@ -295,9 +295,9 @@ class Resolver:
     # -- clients -------------------------------------------------------------------------
     def _fingerprint(self, credentials: Credentials) -> bytes:
         digest = hashlib.blake2b(key=self._fingerprint_key, digest_size=16)
-        digest.update((credentials.api_username or "").encode())
+        digest.update((credentials.api_username or "").encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
-        digest.update(credentials.api_password.reveal().encode())
+        digest.update(credentials.api_password.reveal().encode("utf-8", "surrogatepass"))
         return digest.digest()
 
     def _cache_key(self, resolution: Resolution) -> tuple[Hashable, ...]:

@@ -265,3 +265,10 @@ def test_the_design_names_every_error_the_issue_asks_for() -> None:
         "PersonalTokenUnusableError", "CredentialsRejectedError", "TrackerUnavailableError",
     ):
         assert issubclass(getattr(tokenproviders, name), TokenProvidersError)
+
+
+def test_secret_with_a_lone_surrogate_compares_without_quoting_it() -> None:
+    # str.encode() would raise UnicodeEncodeError quoting the character: a leak of part of it.
+    odd = Secret("tok\udc80en")
+    assert odd == Secret("tok\udc80en")
+    assert odd != Secret("token")
