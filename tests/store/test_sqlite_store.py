@@ -12,7 +12,7 @@ import pytest
 
 from tokenproviders import ALL_TENANTS, Credentials, PersonalTokenUnusableError, Resolver, Secret
 from tokenproviders.crypto import AssociatedData, KeyRing
-from tokenproviders.errors import InvalidInputError, SecretUnreadableError, StoreError
+from tokenproviders.errors import InvalidInputError, KeyMismatchError, SecretUnreadableError, StoreError
 from tokenproviders.stores import MemoryTokenStore, TokenStore, _sqlite_base
 from tokenproviders.stores.sqlite import SCHEMA_VERSION, SQLiteDatabase, SQLiteTokenStore
 
@@ -161,19 +161,25 @@ def test_wal_mode_busy_timeout_and_private_file(db: SQLiteDatabase, db_path: Pat
     assert db.schema_version == SCHEMA_VERSION
 
 
-def test_lookup_is_one_indexed_query(db: SQLiteDatabase) -> None:
-    sql = db.tokens._sql_for(4)
-    plan = " ".join(str(row[3]) for row in db._core.read("EXPLAIN QUERY PLAN " + sql, ["a"] + ["x"] * 8))
-    assert "USING INDEX" in plan and "SCAN" not in plan
+def test_lookup_is_one_indexed_query_on_the_most_specific_hit_and_two_otherwise(db: SQLiteDatabase) -> None:
+    for sql, params in ((db.tokens._sql_for(3), ["a"] + ["x"] * 6), (db.tokens._exact_sql, ["a", "x", "y"])):
+        plan = " ".join(str(row[3]) for row in db._core.read("EXPLAIN QUERY PLAN " + sql, params))
+        assert "USING INDEX" in plan and "SCAN" not in plan
     statements: list[str] = []
     db._core.conn.set_trace_callback(statements.append)
     try:
         db.tokens.put("alice", URL, ALL_TENANTS, creds("a"), now=NOW)
+        db.tokens.put("bob", URL, "acme", creds("b"), now=NOW)
         statements.clear()
-        db.tokens.lookup("alice", [(URL, "acme"), (URL, ALL_TENANTS)])
+        found = db.tokens.lookup("bob", [(URL, "acme"), (URL, ALL_TENANTS)])
+        assert found is not None and found.scope == "acme"
+        assert len(statements) == 1 and statements[0].startswith("SELECT")
+        statements.clear()
+        found = db.tokens.lookup("alice", [(URL, "acme"), (URL, ALL_TENANTS)])
+        assert found is not None and found.scope == ALL_TENANTS
     finally:
         db._core.conn.set_trace_callback(None)
-    assert len(statements) == 1 and statements[0].startswith("SELECT")
+    assert len(statements) == 2 and all(s.startswith("SELECT") for s in statements)
 
 
 def test_a_write_is_one_transaction(db: SQLiteDatabase) -> None:
@@ -257,6 +263,17 @@ def test_reopen_keeps_everything(db_path: Path, keyring: KeyRing) -> None:
         token = db.tokens.get("alice", URL, "acme")
         assert token is not None and token.credentials is not None
         assert token.credentials.api_password.reveal() == "persisted"
+
+
+def test_a_key_ring_sharing_no_key_is_refused_without_writing(db_path: Path, keyring: KeyRing) -> None:
+    with SQLiteDatabase(db_path, keyring) as db:
+        db.tokens.put("alice", URL, "acme", creds("persisted"), now=NOW)
+        before = db.dump()
+    stranger = KeyRing.generate("someone-elses-key")
+    with pytest.raises(KeyMismatchError, match="none of the keys"):
+        SQLiteDatabase(db_path, stranger)
+    with SQLiteDatabase(db_path, keyring) as db:
+        assert db.dump() == before
 
 
 def test_closed_database_says_so(db_path: Path, keyring: KeyRing) -> None:

@@ -119,6 +119,9 @@ class SQLiteTokenStore:
     def __init__(self, core: SQLiteCore) -> None:
         self._core = core
         self._lookup_sql: dict[int, str] = {}
+        self._exact_sql = (
+            f"SELECT {_LOOKUP_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?"  # noqa: S608 - constant SQL
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteTokenStore({self._core.path!r})"
@@ -146,15 +149,25 @@ class SQLiteTokenStore:
     def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> PersonalToken | None:
         if not candidates:
             return None
+        # The most specific candidate (the tracker's own URL in its tenant) is the common hit:
+        # probe it with the plain unique-index equality first, which costs exactly one indexed
+        # read; only on a miss let SQLite rank the remaining candidates in one more query.
+        url, scope = candidates[0]
+        row = self._core.read_one(self._exact_sql, (owner, url, scope))
+        if row is not None:
+            return self._opened((owner, url, scope, *row))
+        rest = candidates[1:]
+        if not rest:
+            return None
         params: list[str] = [owner]
-        for url, scope in candidates:
+        for url, scope in rest:
             params.append(url)
             params.append(scope)
-        rows = self._core.read(self._sql_for(len(candidates)), params)
+        rows = self._core.read(self._sql_for(len(rest)), params)
         if not rows:
             return None
         row = rows[0]
-        url, scope = candidates[row[0]]
+        url, scope = rest[row[0]]
         return self._opened((owner, url, scope, *row[1:]))
 
     def _opened(self, row: Sequence[Any]) -> PersonalToken:
@@ -512,6 +525,15 @@ class SQLiteDatabase:
                 self._core.checked_keys.add(key_id)
             else:
                 new.append(key_id)
+        live = {key_id for key_id, (_, retired_at) in recorded.items() if retired_at is None}
+        if new and live and not (live & set(keyring.key_ids)):
+            # A key ring sharing no key with the database is the wrong key file, not a rotation
+            # (which adds a key beside the old ones): refuse before writing anything.
+            raise KeyMismatchError(
+                f"the key ring ({keyring.source}) has none of the keys the token database"
+                f" {self.path!r} was sealed with ({', '.join(sorted(live))})",
+                hint="load the key file that belongs to this database; add new keys beside the old ones",
+            )
         if new:
             now = to_db_time(self._core.clock())
 
