@@ -55,9 +55,12 @@ class CredentialRequest:
         token_version: int | None = None,
         matched_url: str | None = None,
         expires_at: datetime | None = None,
+        validated: bool = False,
     ) -> Resolution:
-        """Build the :class:`Resolution` a source returns (validating the credentials)."""
-        self.tracker_type.validate_credentials(credentials)
+        """Build the :class:`Resolution` a source returns, validating the credentials against
+        the tracker type's fields (``validated=True`` if the caller just did)."""
+        if not validated:
+            self.tracker_type.validate_credentials(credentials)
         fallback = "; ".join(self.unusable) or None
         if fallback:
             reason = f"{reason.rstrip('.')}, because {fallback} and the policy allows falling back."
@@ -132,6 +135,7 @@ class PersonalTokenSource:
                     token_version=token.version,
                     matched_url=token.url,
                     expires_at=token.expires_at,
+                    validated=True,  # _problem() just validated them
                 )
             self._unusable(request, token, problem)
             candidates = _after(candidates, token)

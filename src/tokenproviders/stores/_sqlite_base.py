@@ -253,6 +253,10 @@ class SQLiteCore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")
+            # Reads on the resolve path go through the OS page cache without a copy per page,
+            # and hot index pages stay in SQLite's own cache (16 MiB instead of 2 MiB).
+            conn.execute("PRAGMA mmap_size = 268435456")
+            conn.execute("PRAGMA cache_size = -16384")
 
         try:
             self._retry(setup, "open")
