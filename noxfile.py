@@ -59,10 +59,22 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: ratios against baselines measured in the same run."""
+    """Benchmarks: ratios against baselines measured in the same run.
+
+    ``nox -s bench`` runs every ``benchmarks/bench_*.py`` with its defaults;
+    ``nox -s bench -- store --tokens 100000`` runs one of them (resolve, report, store) with
+    those arguments.
+    """
     _install_project(session)
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs)
+    scripts = {p.stem.removeprefix("bench_"): p for p in sorted((ROOT / "benchmarks").glob("bench_*.py"))}
+    if session.posargs:
+        name, *args = session.posargs
+        if name not in scripts:
+            session.error(f"unknown benchmark {name!r}; choose one of: {', '.join(scripts)}")
+        session.run("python", str(scripts[name]), *args)
+        return
+    for script in scripts.values():
+        session.run("python", str(script))
 
 
 @nox.session
