@@ -163,6 +163,9 @@ class Plugins:
         if load_entry_points:
             self._load_entry_points()
         self._ensure_builtins()
+        # The built-in sources' objects, for the resolve fast path (names cannot be taken over).
+        self._builtin_personal: object = self.manager.get_plugin("personal")
+        self._builtin_bot: object = self.manager.get_plugin("bot")
         for plugin in extra:
             self.register(plugin)
         self.manager.check_pending()
@@ -378,6 +381,24 @@ class Plugins:
         if not self._tracing:
             self.manager.enable_tracing()
         self._tracing = True
+
+    def resolve_credentials(self, request: Any) -> Any:
+        """Call the ``tokenproviders_credentials`` hook (``firstresult``).
+
+        When only the two built-in sources implement it and tracing is off, they are called
+        directly in their fixed order (personal, then bot): the same result as through pluggy,
+        without its per-call machinery on the resolve hot path. Any other implementation, a
+        wrapper, or tracing sends the call through pluggy as usual.
+        """
+        hook = self.manager.hook.tokenproviders_credentials
+        if not self._tracing:
+            impls = hook.get_hookimpls()
+            if len(impls) == 2 and impls[0].plugin is self._builtin_bot and impls[1].plugin is self._builtin_personal:
+                result = impls[1].function(request=request)
+                if result is None:
+                    result = impls[0].function(request=request)
+                return result
+        return hook(request=request)
 
     def call_one(self, impl: pluggy.HookImpl, **kwargs: Any) -> Any:
         """Call one hook implementation directly, as :func:`call_hookimpl` does, and trace the

@@ -241,7 +241,7 @@ class Resolver:
             unusable=unusable,
             personal_start=start,
         )
-        result = self.plugins.hook.tokenproviders_credentials(request=request)
+        result = self.plugins.resolve_credentials(request)
         if result is None:
             raise self._no_credentials(request)
         if not isinstance(result, Resolution):

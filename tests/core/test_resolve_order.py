@@ -303,3 +303,16 @@ def test_last_used_time_is_recorded_coarsely(world: World, resolver: Resolver) -
     world.clock.advance(minutes=5)
     resolver.resolve("alice", world.acme_repo)
     assert world.store.calls.count("mark_used") == 2
+
+
+def test_a_source_registered_straight_on_the_pluggy_manager_is_not_skipped(world: World, resolver: Resolver) -> None:
+    # The resolve fast path (built-in sources called directly) must notice any other
+    # implementation, however it was registered.
+    assert resolver.resolve("bob", world.acme_repo).source == "bot"
+    vault = VaultSource({"bob": "vault-bob"})
+    world.plugins.manager.register(vault, name="vault-direct")
+    try:
+        assert resolver.resolve("bob", world.acme_repo).source == "vault"
+    finally:
+        world.plugins.manager.unregister(name="vault-direct")
+    assert resolver.resolve("bob", world.acme_repo).source == "bot"
