@@ -38,7 +38,7 @@ __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "SQLiteCore", "to_db_time", "from_db_
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
 #: The schema version this code writes; ``PRAGMA user_version`` holds the database's.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: ``MIGRATIONS[n]`` takes a database from version ``n - 1`` to ``n``. Append, never edit.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -113,6 +113,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX audit_by_time ON audit (at)",
         "CREATE INDEX audit_by_user ON audit (user, id)",
+    ),
+    # Token ids are never handed out twice (AUTOINCREMENT): audit entries name tokens by id, so a
+    # deleted token's id reused for someone else's token would mix their histories. The table is
+    # rebuilt (SQLite cannot add AUTOINCREMENT in place) keeping every id and row as it was, and
+    # the sequence starts above every id an audit entry names, deleted tokens' ids included.
+    2: (
+        """CREATE TABLE tokens_v2 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            url TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            expires_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_used_at TEXT,
+            version INTEGER NOT NULL DEFAULT 1,
+            key_id TEXT NOT NULL,
+            api_username TEXT,
+            secret BLOB NOT NULL,
+            UNIQUE (owner, url, scope)
+        )""",
+        "INSERT INTO tokens_v2 (id, owner, url, scope, label, expires_at, created_at, updated_at, last_used_at,"
+        " version, key_id, api_username, secret) SELECT id, owner, url, scope, label, expires_at, created_at,"
+        " updated_at, last_used_at, version, key_id, api_username, secret FROM tokens",
+        "DROP TABLE tokens",
+        "ALTER TABLE tokens_v2 RENAME TO tokens",
+        "CREATE INDEX tokens_by_key ON tokens (key_id, id)",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'tokens', 0"
+        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'tokens')",
+        "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(token_id) FROM audit), 0),"
+        " coalesce((SELECT max(id) FROM tokens), 0)) WHERE name = 'tokens'",
     ),
 }
 

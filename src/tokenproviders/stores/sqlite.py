@@ -29,7 +29,9 @@ The schema (``PRAGMA user_version`` is its version; ``dump()`` returns the same 
              bot_username, bot_secret, key_id, created_at, updated_at)   UNIQUE (tenant, id)
     audit(id, at, user, tenant, tracker, source, token_id, scope, matched_url, fallback_from)
 
-Times are UTC ISO-8601 text with microseconds. ``secret`` and ``bot_secret`` are sealed blobs.
+Token ids are ``AUTOINCREMENT`` (schema version 2): an id is never given to another token after
+its token is deleted, so audit entries that name it stay unambiguous. Times are UTC ISO-8601 text
+with microseconds. ``secret`` and ``bot_secret`` are sealed blobs.
 To compare a database before and after an operation from a shell:
 ``sqlite3 tokens.db .dump`` (or ``SQLiteDatabase.dump()`` in Python).
 """
