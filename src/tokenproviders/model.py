@@ -223,6 +223,10 @@ class Tracker:
         if not self.name:
             object.__setattr__(self, "name", self.id)
 
+    def __hash__(self) -> int:
+        # Equal trackers have equal identities; options and credentials are not hashable.
+        return hash((self.tenant, self.id, self.type, self._url))
+
     @property
     def url(self) -> str:
         """The normalized base URL."""

@@ -330,7 +330,10 @@ class Plugins:
         return plugin_name
 
     def unregister(self, name: str) -> None:
-        """Remove a plugin and the tracker types it registered."""
+        """Remove a plugin and the tracker types it registered. The built-in sources stay:
+        without the personal source the bot would silently win over personal tokens."""
+        if name in BUILTIN_PLUGINS:
+            raise PluginError(f"the built-in plugin {name!r} cannot be unregistered")
         self.manager.unregister(name=name)
         for type_name, owner in list(self._type_owner.items()):
             if owner == name:

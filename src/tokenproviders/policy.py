@@ -32,6 +32,12 @@ class Policy:
     require_personal: bool = False
     fallback_on_unusable: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("require_personal", "fallback_on_unusable"):
+            if not isinstance(getattr(self, name), bool):
+                # Policy(require_personal="no") must not silently mean True.
+                raise ConfigurationError(f"Policy.{name} must be True or False, not {getattr(self, name)!r}")
+
 
 @dataclass(frozen=True)
 class Policies:
@@ -46,6 +52,14 @@ class Policies:
         for value in [self.default, *self.tenants.values(), *self.trackers.values()]:
             if not isinstance(value, Policy):
                 raise ConfigurationError(f"policies must be Policy objects, not {type(value).__name__}")
+        for key in self.trackers:
+            if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+                raise ConfigurationError(
+                    f"Policies.trackers keys must be (tenant, tracker_id) tuples, not {key!r}",
+                )
+        for tenant in self.tenants:
+            if not isinstance(tenant, str):
+                raise ConfigurationError(f"Policies.tenants keys must be tenant ids, not {tenant!r}")
         object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
         object.__setattr__(self, "trackers", MappingProxyType(dict(self.trackers)))
 

@@ -214,7 +214,17 @@ class Resolver:
         check_user_id(user)
         if not isinstance(tracker, Tracker):
             raise InvalidInputError(f"resolve() takes a Tracker, not {type(tracker).__name__}")
-        if tracker.tenant not in self.directory.tenants_of(user):
+        tenants = self.directory.tenants_of(user)
+        if isinstance(tenants, (str, bytes)):
+            # "acme" in "acme-prod" is True: a str would authorize substrings.
+            raise PluginError(
+                f"the directory's tenants_of() returned a {type(tenants).__name__}, not a collection of"
+                " tenant ids",
+                hint="return a set, frozenset, list or tuple of tenant ids",
+            )
+        if tracker.tenant not in tenants:
+            # Clients cached while the user was a member must not outlive the membership.
+            self.clients.forget(user=user, tenant=tracker.tenant)
             raise NotAuthorizedError(
                 f"{user!r} is not authorized for tenant {tracker.tenant!r}, so no credentials"
                 f" are resolved for tracker {tracker.label}",
@@ -241,7 +251,14 @@ class Resolver:
             unusable=unusable,
             personal_start=start,
         )
-        result = self.plugins.resolve_credentials(request)
+        try:
+            result = self.plugins.resolve_credentials(request)
+        except PersonalTokenUnusableError:
+            # An expired or unreadable token's cached client must not keep its secret around.
+            self.clients.forget(user=user, tenant=tracker.tenant, tracker_id=tracker.id)
+            raise
+        if isinstance(result, Resolution) and result.fallback_from:
+            self.clients.forget(user=user, tenant=tracker.tenant, tracker_id=tracker.id)
         if result is None:
             raise self._no_credentials(request)
         if not isinstance(result, Resolution):
@@ -352,9 +369,21 @@ class Resolver:
         except TokenProvidersError:
             raise
         except Exception as exc:
-            failure = self.plugins.tracker_type(tracker.type).classify_error(exc)
+            tracker_type = self.plugins.tracker_type(tracker.type)
+            failure = tracker_type.classify_error(exc)
             if failure is None:
-                raise
+                # Not a failure the plugin knows: an answer it did not expect (a wrong URL that
+                # serves other JSON, a redirect) or a bug. The library's exception is never
+                # passed on as it is, since its text or attributes may hold the token.
+                logger.debug(
+                    "tracker type %r raised an unclassified %s", tracker_type.name, type(exc).__name__
+                )
+                failure = TrackerFailure(
+                    "request",
+                    f"the {tracker_type.name} client failed with {type(exc).__name__}: the answer was not"
+                    " what the tracker type expected; check base_url and api_url, and report it to the"
+                    " plugin's author if they are right",
+                )
         # Raised outside the ``except`` block on purpose: the library's exception (whose text,
         # request headers or URL may hold the token) must not ride along as ``__context__``.
         if failure.kind == "rejected":

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .errors import PersonalTokenUnusableError, SecretUnreadableError, TokenProvidersError
+from .errors import ConfigurationError, PersonalTokenUnusableError, SecretUnreadableError, TokenProvidersError
 from .model import ALL_TENANTS, Credentials, PersonalToken, Resolution, TokenInfo, Tracker, describe_scope
 from .plugins import hookimpl
+from .urls import origin_of
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -126,6 +127,7 @@ class PersonalTokenSource:
             problem = self._problem(request, token)
             if problem is None:
                 assert token.credentials is not None
+                self._check_endpoint(request)
                 return request.resolution(
                     token.credentials,
                     source="personal",
@@ -140,6 +142,19 @@ class PersonalTokenSource:
             self._unusable(request, token, problem)
             candidates = _after(candidates, token)
         return None
+
+    @staticmethod
+    def _check_endpoint(request: CredentialRequest) -> None:
+        """Refuse to send a personal token to an ``api_url`` on another host than the tracker."""
+        tracker = request.tracker
+        if not request.tracker_type.api_url_trusted(tracker):
+            raise ConfigurationError(
+                f"tracker {tracker.label} would send {request.user}'s personal token to"
+                f" {origin_of(tracker.api_url or tracker.base_url)}, another host than its URL"
+                f" {tracker.url}; personal tokens are not sent there",
+                hint="set the tracker's api_url on the same host as its base_url (or leave it"
+                " empty), or ask the tracker type's author to declare that API host",
+            )
 
     @staticmethod
     def _problem(request: CredentialRequest, token: PersonalToken) -> str | None:

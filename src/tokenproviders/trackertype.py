@@ -26,6 +26,7 @@ __all__ = ["TrackerType", "TrackerFailure", "FailureKind", "classify_http_status
 FailureKind = Literal["rejected", "unavailable", "not_found", "request"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,41 @@ class TrackerType(ABC):
                 f"tracker type {self.name!r} requires {', '.join(f.label + ' (' + f.name + ')' for f in missing)}",
                 hint=f"give: {self.describe_fields()}",
             )
+        # A line break or control character in a credential would end up in an HTTP header,
+        # where client libraries refuse it with an error that quotes the whole value.
+        username = credentials.api_username or ""
+        if username != username.strip() or _CONTROL.search(username):
+            raise InvalidCredentialsError(
+                "the api_username has surrounding spaces, a line break or another control character",
+                hint="type the user name again without extra characters",
+            )
+        if _CONTROL.search(credentials.api_password.reveal()):
+            raise InvalidCredentialsError(
+                "the api_password contains a line break or another control character",
+                hint="paste the token again without extra characters",
+            )
+        # HTTP headers carry Latin-1 at most; anything else fails inside the client library
+        # with an encoding error that holds the whole value.
+        for name, text in (("api_username", username), ("api_password", credentials.api_password.reveal())):
+            try:
+                text.encode("latin-1")
+            except UnicodeEncodeError:
+                raise InvalidCredentialsError(
+                    f"the {name} contains characters that cannot travel in an HTTP header",
+                    hint="tokens are plain ASCII; paste it again from the tracker",
+                ) from None
+
+    def api_url_trusted(self, tracker: Tracker) -> bool:
+        """Whether credentials that match the tracker's URL or service URL may be sent where its
+        client talks to.
+
+        A personal token is matched on ``base_url`` (or its service URL), but the client talks
+        to ``api_url`` when one is set: a tenant administrator must not be able to point
+        ``api_url`` elsewhere and collect members' tokens for a service. The default trusts no
+        ``api_url`` or one on the same origin as ``base_url``; override (and call ``super()``)
+        for services whose API lives on another host, such as ``api.github.com``.
+        """
+        return tracker.api_url is None or origin_of(tracker.api_url) == origin_of(tracker.base_url)
 
     def service_url(self, tracker: Tracker) -> str | None:
         """Where a service-wide personal token applies (normalized), or ``None``.
@@ -187,9 +223,16 @@ def classify_common_error(exc: BaseException) -> TrackerFailure | None:
             return TrackerFailure("unavailable", "connection failed")
         if isinstance(exc, requests_exc.RetryError):
             return TrackerFailure("unavailable", "gave up after retries")
+        if isinstance(exc, requests_exc.RequestException):
+            # InvalidHeader, InvalidURL, TooManyRedirects...: their text may quote a header
+            # value or URL holding the token, so only the class name is kept.
+            return TrackerFailure("request", f"the HTTP client refused the request ({type(exc).__name__})")
     urllib3_exc = sys.modules.get("urllib3.exceptions")
     if urllib3_exc is not None and isinstance(exc, urllib3_exc.HTTPError):
         return TrackerFailure("unavailable", type(exc).__name__)
+    if isinstance(exc, UnicodeError):
+        # e.g. a value that is not Latin-1 in a header: the exception holds the whole value.
+        return TrackerFailure("request", f"the request could not be encoded ({type(exc).__name__})")
     if isinstance(exc, ConnectionError):
         return TrackerFailure("unavailable", type(exc).__name__)
     return None

@@ -20,6 +20,10 @@ __all__ = ["MAX_URL_LENGTH", "normalize_url", "origin_of", "is_normalized"]
 MAX_URL_LENGTH = 2048
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Host names: letters, digits, '-' and '_' in dot-separated labels that do not start with '-'.
+_HOST = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?:\.(?!-)[a-z0-9_-]{1,63})*$")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -28,7 +32,9 @@ def _describe(url: str) -> str:
     # password in its user-info, and a malformed one cannot be split safely: never echo it.
     if "@" in url:
         return "(not shown: it may contain a user name or password)"
-    shown = url if len(url) <= 80 else url[:77] + "..."
+    # The query and fragment are dropped: they can carry an API key (?key=..., ?private_token=...).
+    shown = url.split("#", 1)[0].split("?", 1)[0]
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return repr(shown)
 
 
@@ -74,10 +80,14 @@ def normalize_url(url: str) -> str:
     if not host:
         raise InvalidURLError(f"the URL {_describe(candidate)} has no host")
     if not host.startswith("[") and ":" not in host:
+        # A fully qualified name may end in a dot; "example.com." and "example.com" are one host.
+        host = host[:-1] if host.endswith(".") and len(host) > 1 else host
         try:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name") from None
+        if not _HOST.match(host):
+            raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name")
     if ":" in host:  # IPv6 literal; urlsplit strips the brackets
         try:
             # One spelling per address: [0:0::1] and [::1] are the same tracker.
@@ -90,8 +100,28 @@ def normalize_url(url: str) -> str:
         netloc = f"{host}:{port}"
     else:
         netloc = host
-    path = parts.path.rstrip("/")
-    return urlunsplit((scheme, netloc, path, "", ""))
+    return urlunsplit((scheme, netloc, _normalize_path(parts.path), "", ""))
+
+
+def _normalize_path(path: str) -> str:
+    """One spelling per path: escapes of unreserved characters decoded and other escapes in
+    upper case (RFC 3986 6.2.2), dot segments removed, no trailing slash."""
+    path = _ESCAPE.sub(_normalize_escape, path)
+    if "." in path:
+        segments: list[str] = []
+        for segment in path.split("/"):
+            if segment == "..":
+                if len(segments) > 1:
+                    segments.pop()
+            elif segment != ".":
+                segments.append(segment)
+        path = "/".join(segments)
+    return path.rstrip("/")
+
+
+def _normalize_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
 
 
 def is_normalized(url: str) -> bool:

@@ -230,13 +230,31 @@ def test_socket_failures_are_unavailable(world: World, resolver: Resolver) -> No
     assert "ConnectionRefusedError" in excinfo.value.message
 
 
-def test_unclassified_exceptions_propagate_unchanged(world: World, resolver: Resolver) -> None:
+def test_unclassified_exceptions_become_our_error_without_the_library_exception(
+    world: World, resolver: Resolver
+) -> None:
+    # A library exception the plugin does not classify may quote a header or URL with the token
+    # (requests' InvalidHeader does): it is replaced, never passed on or chained.
     def crash(*args: object) -> None:
-        raise KeyError("bug in the plugin")
+        raise KeyError(f"header value {BOT_ACME!r}")
 
     world.tracker_type.whoami = crash  # type: ignore[method-assign]
-    with pytest.raises(KeyError):
+    with pytest.raises(TrackerRequestError) as excinfo:
         resolver.verify("bob", world.acme_repo)
+    error = excinfo.value
+    assert "KeyError" in error.message and "base_url" in error.message
+    assert error.__cause__ is None and error.__context__ is None
+    assert_no_secret(error, BOT_ACME)
+
+
+def test_unicode_errors_are_classified_without_the_value(world: World, resolver: Resolver) -> None:
+    def crash(*args: object) -> None:
+        BOT_ACME.__add__("\u20ac").encode("latin-1")
+
+    world.tracker_type.whoami = crash  # type: ignore[method-assign]
+    with pytest.raises(TrackerRequestError, match="could not be encoded") as excinfo:
+        resolver.verify("bob", world.acme_repo)
+    assert_no_secret(excinfo.value, BOT_ACME)
 
 
 def test_report_and_comment_are_filed_as_the_resolved_person(world: World, resolver: Resolver) -> None:
