@@ -368,7 +368,7 @@ class Resolver:
             return call()
         except TokenProvidersError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every library failure is mapped, never passed on raw
             tracker_type = self.plugins.tracker_type(tracker.type)
             failure = tracker_type.classify_error(exc)
             if failure is None:
