@@ -399,6 +399,23 @@ class SQLiteCore:
         except sqlite3.Error as exc:
             raise self._error(exc, what) from None
 
+    def refuse_retired(self, conn: sqlite3.Connection, key_id: str) -> None:
+        """Inside a write transaction, before a blob sealed under ``key_id`` is written: refuse
+        if the database has recorded that key as retired.
+
+        Another process (an operator's ``retire_key``) may have retired this key ring's primary
+        after it was loaded; a blob written under it now would be unreadable for every process
+        that opens the database afterwards. One primary-key lookup, serialized with
+        ``retire_key`` by the write lock."""
+        row = conn.execute("SELECT retired_at FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            raise ConfigurationError(
+                f"key {key_id!r}, the primary key of this key ring ({self.keyring.source}), was retired in"
+                f" the token database {self.path!r} after the key ring was loaded; nothing was stored",
+                hint="reload the key ring (its key file or provider now names a newer primary key) and open"
+                " the database again",
+            )
+
     def data_version(self) -> int:
         """Changes when another connection commits (see ``PRAGMA data_version``)."""
         return int(self.read_one("PRAGMA data_version")[0])

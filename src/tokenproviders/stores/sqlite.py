@@ -239,6 +239,7 @@ class SQLiteTokenStore:
         values = (owner, url, scope, label, expires, when, when, keyring.primary_id, credentials.api_username, blob)
 
         def run(conn: sqlite3.Connection) -> Any:
+            self._core.refuse_retired(conn, values[7])
             conn.execute(_UPSERT, values)
             return conn.execute(
                 f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
@@ -260,6 +261,7 @@ class SQLiteTokenStore:
         batch: list[tuple[Any, ...]] = []
 
         def flush(conn: sqlite3.Connection) -> None:
+            self._core.refuse_retired(conn, keyring.primary_id)
             conn.executemany(_UPSERT, batch)
 
         for token in tokens:
@@ -576,6 +578,9 @@ class SQLiteDatabase:
 
         The database remembers the id as retired (a key ring that still holds it is refused as
         primary and the key is dropped from it); delete the key from the key file afterwards.
+        Other processes that loaded their key ring earlier and still have this key as primary
+        are refused at their next write (a :class:`ConfigurationError` asking them to reload the
+        key ring), so no blob sealed under it is written after it was retired.
         """
         keyring = self._core.keyring
         if key_id == keyring.primary_id:
@@ -686,6 +691,7 @@ class SQLiteDatabase:
 
     def _reseal(self, table: _SealedTable, updates: list[tuple[bytes, str, int, bytes]]) -> int:
         def run(conn: sqlite3.Connection) -> int:
+            self._core.refuse_retired(conn, updates[0][1])
             return int(conn.executemany(table.update, updates).rowcount)
 
         changed: int = self._core.write(run, f"re-seal {table.what}")

@@ -204,6 +204,7 @@ class SQLiteDirectory:
         now = to_db_time(self._core.clock())
 
         def run(conn: sqlite3.Connection) -> None:
+            self._refuse_retired(conn, values)
             conn.execute(
                 "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
                 (tracker.tenant, now),
@@ -228,8 +229,12 @@ class SQLiteDirectory:
 
         self._core.write(run, "add a tracker")
 
-    @staticmethod
-    def _update(conn: sqlite3.Connection, tracker: Tracker, values: tuple[Any, ...], now: str) -> int:
+    def _refuse_retired(self, conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
+        if values[-1] is not None:  # the key id of the sealed bot secret
+            self._core.refuse_retired(conn, values[-1])
+
+    def _update(self, conn: sqlite3.Connection, tracker: Tracker, values: tuple[Any, ...], now: str) -> int:
+        self._refuse_retired(conn, values)
         changed: int = conn.execute(
             "UPDATE trackers SET type = ?, base_url = ?, api_url = ?, name = ?, options = ?, verify_tls = ?,"
             " ca_bundle = ?, bot_username = ?, bot_secret = ?, key_id = ?, updated_at = ?"
