@@ -21,8 +21,8 @@ def embedded(data_dir: Path, plugins: object = None) -> None:
         KeyRing.generate_key_file(key_file)
 
     # At start-up: the key ring from a tokenproviders_keys plugin (KMS, Vault), else the
-    # TOKENPROVIDERS_KEYS variable, else this key file.
-    keyring = KeyRing.load(key_file=key_file)
+    # TOKENPROVIDERS_KEYS variable, else this key file (key_file= would win over both).
+    keyring = KeyRing.load(default_key_file=key_file)
     db = SQLiteDatabase(data_dir / "tokens.db", keyring)
     resolver = Resolver(directory=db.directory, store=db.tokens)
     resolver.plugins.register(db.audit.observer())  # every resolution into the audit trail

@@ -21,9 +21,12 @@ token's parts are ``(owner, scope, normalized url, field)``; a bot credential's 
 ``(tenant, tracker id, field)``. So a blob opens only under the key it names and only at the row
 and field it was sealed for: copied to another row, user, tenant, URL or field, it fails.
 
-Key rings come from (in this order, see :meth:`KeyRing.load`) the ``tokenproviders_keys`` hook
-(a KMS or Vault), the ``TOKENPROVIDERS_KEYS`` environment variable, or a key file that only its
-owner may read (mode 0600). Key file format (JSON)::
+Key rings come from (the first that supplies keys, see :meth:`KeyRing.load`): a key file passed
+explicitly as ``key_file=``, the ``tokenproviders_keys`` hook (a KMS or Vault), the
+``TOKENPROVIDERS_KEYS`` environment variable, the key file named by ``TOKENPROVIDERS_KEY_FILE``,
+and last a caller's ``default_key_file=``. What the caller names explicitly wins over what the
+environment says. A key file must be readable by its owner only (mode 0600). Key file format
+(JSON)::
 
     {
       "format": "tokenproviders-keys",
@@ -45,6 +48,18 @@ A key-check value (``HMAC-SHA256(key, "tokenproviders key check v1")``, first 16
 store notice a *different* key under a reused id before anything is sealed with it. (The classic
 "encrypt a zero block" check value is not used: for GCM that value is the authentication subkey.)
 
+Key material never reaches a message or a traceback: errors about a malformed key source name
+the entry by its position, never the text there (an id and a key swapped would otherwise echo
+the key), and no frame that raises such an error holds key text in a local variable (traceback
+renderers that show locals, such as ``TracebackException(capture_locals=True)`` or error
+trackers, would print it): raw text and bytes are held in :class:`_Hidden` boxes whose ``repr``
+is a mask, parsing happens in functions that return their error instead of raising it, and the
+error is raised by a frame holding only boxes.
+
+A :class:`KeyRing` remembers which keys were added since it was loaded or written
+(:attr:`KeyRing.unsaved_ids`): a store refuses to re-seal everything under a primary key that
+exists only in memory.
+
 Create a key file from a shell with ``python -m tokenproviders.crypto generate PATH``.
 """
 
@@ -60,16 +75,22 @@ import re
 import secrets
 import stat
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, NoReturn, TypeVar, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ConfigurationError, InvalidInputError, MissingKeyError, SecretUnreadableError
+from .errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MissingKeyError,
+    SecretUnreadableError,
+    TokenProvidersError,
+)
 from .model import Secret
 
 if TYPE_CHECKING:
@@ -116,25 +137,73 @@ CREATE_KEY_HINT: Final = (
 )
 
 
+_T = TypeVar("_T")
+_KEY_ID_HINT: Final = "use 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
+#: Valid ids this short are shown in messages: no text encoding of a 32-byte key is this short
+#: (base64 takes 43 characters, hex 64), so such an id cannot be a key pasted in the wrong place.
+_SHOWN_ID_LENGTH: Final = 32
+
+
+class _Hidden(Generic[_T]):
+    """A box for key text or key bytes (or anything that may hold them) whose ``repr`` is a
+    mask, so a traceback renderer that shows local variables prints no key material."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("key material cannot be pickled")
+
+
+def _valid_id(key_id: object) -> bool:
+    return isinstance(key_id, str) and _KEY_ID.match(key_id) is not None
+
+
+def _shown(key_id: object, position: int | None = None) -> str:
+    """How a message names a key id: quoted if it is valid and too short to be a key, else by
+    its position (or as "a key id")."""
+    if isinstance(key_id, str) and len(key_id) <= _SHOWN_ID_LENGTH and _valid_id(key_id):
+        return repr(key_id)
+    return f"at position {position}" if position is not None else "(not shown)"
+
+
+def _quoted(key_id: object) -> str:
+    """`` 'id'`` for a message when the id may be shown (see :func:`_shown`), else nothing."""
+    shown = _shown(key_id)
+    return f" {shown}" if shown.startswith("'") else ""
+
+
 def check_key_id(key_id: object) -> str:
-    """Validate a key id (1 to 64 characters of ``A-Z a-z 0-9 . _ -``, starting alphanumeric)."""
-    if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
-        shown = repr(key_id) if isinstance(key_id, str) and len(key_id) <= 80 else type(key_id).__name__
-        raise ConfigurationError(
-            f"invalid key id {shown}",
-            hint="use 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit",
-        )
+    """Validate a key id (1 to 64 characters of ``A-Z a-z 0-9 . _ -``, starting alphanumeric).
+
+    The message never repeats an invalid id: it may be a key given where an id belongs."""
+    if not _valid_id(key_id):
+        what = f"{len(key_id)} characters" if isinstance(key_id, str) else f"a {type(key_id).__name__}"
+        raise ConfigurationError(f"invalid key id ({what})", hint=_KEY_ID_HINT)
+    assert isinstance(key_id, str)
     return key_id
 
 
-def _check_key_bytes(key_id: str, key: object) -> bytes:
-    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
-        size = len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__
-        raise ConfigurationError(
-            f"key {key_id!r} must be exactly {KEY_SIZE} bytes (AES-256), got {size}",
-            hint="generate a new key with KeyRing.generate_key_file() or KeyRing.add_key()",
-        )
-    return bytes(key)
+def _key_size_problem(key: object) -> str | None:
+    """Why ``key`` is not a usable key (no key material in the answer), or ``None``."""
+    if not isinstance(key, (bytes, bytearray)):
+        return f"must be {KEY_SIZE} bytes, not a {type(key).__name__}"
+    if len(key) != KEY_SIZE:
+        return f"must be exactly {KEY_SIZE} bytes (AES-256), got {len(key)}"
+    return None
+
+
+def _key_error(which: str, problem: str, source: str | None = None) -> ConfigurationError:
+    where = f" in the {source}" if source is not None else ""
+    return ConfigurationError(
+        f"{which}{where} {problem}",
+        hint="generate a new key with KeyRing.generate_key_file() or KeyRing.add_key()",
+    )
 
 
 def _new_key_id() -> str:
@@ -148,6 +217,11 @@ class KeyMaterial:
 
     keys: Mapping[str, bytes] = field(repr=False)
     primary: str
+
+    def __repr__(self) -> str:
+        # No key, and no primary id that could be a key given in the wrong place.
+        count = len(self.keys) if isinstance(self.keys, Mapping) else "?"
+        return f"KeyMaterial(primary={_shown(self.primary)}, {count} key(s))"
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("KeyMaterial cannot be pickled: it holds keys")
@@ -235,10 +309,10 @@ class KeyRing:
 
     Build one with :meth:`load`, :meth:`from_key_file`, :meth:`from_env`,
     :meth:`generate_key_file` or ``KeyRing({"id": key_bytes}, primary="id")``. Its ``repr``
-    names key ids only; it cannot be pickled.
+    names key ids only (also while it is being built); it cannot be pickled.
     """
 
-    __slots__ = ("_by_header", "_ciphers", "_keys", "_primary", "_retired", "source")
+    __slots__ = ("_by_header", "_ciphers", "_keys", "_primary", "_retired", "_unsaved", "source")
 
     def __init__(
         self,
@@ -248,40 +322,90 @@ class KeyRing:
         retired: Iterable[str] = (),
         source: str = "memory",
     ) -> None:
-        pairs = list(keys.items()) if isinstance(keys, Mapping) else list(keys)
+        # Every attribute first, so that repr() works whatever happens below.
         self._keys: dict[str, bytes] = {}
         self._ciphers: dict[str, AESGCM] = {}
         # Blob header -> (key id, cipher): opening a well-formed blob is one dict lookup.
         self._by_header: dict[bytes, tuple[str, AESGCM]] = {}
         self._retired: set[str] = set()
+        self._unsaved: set[str] = set()
+        self._primary = ""
         #: Where the keys came from (``memory``, ``env``, ``key file PATH``, ``plugin``): for messages.
         self.source = source
-        for key_id, key in pairs:
-            check_key_id(key_id)
-            if key_id in self._keys:
-                raise ConfigurationError(
-                    f"key id {key_id!r} appears twice in the key ring ({source})",
+        # The arguments may hold key material: boxed, and gone from this frame's locals, before
+        # anything can raise. The checks return their error; it is raised here, where a
+        # traceback shows only boxes.
+        given = _Hidden((keys, primary, retired))
+        del keys, primary, retired
+        problem = self._fill(given)
+        if problem is not None:
+            raise problem
+
+    def _fill(self, given: _Hidden[tuple[Any, Any, Any]]) -> TokenProvidersError | None:
+        try:
+            return self._fill_checked(given)
+        except Exception:  # noqa: BLE001 - an input no check foresaw: its frames' locals must not travel
+            return ConfigurationError(
+                f"the keys given for the key ring ({self.source}) are malformed",
+                hint="give a mapping of key ids to 32-byte keys, the primary key's id and a list of retired ids",
+            )
+
+    def _fill_checked(self, given: _Hidden[tuple[Any, Any, Any]]) -> TokenProvidersError | None:
+        keys, primary, retired = given.value
+        source = self.source
+        items = keys.items() if isinstance(keys, Mapping) else keys
+        entries: list[tuple[object, object]] = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2:
+                return ConfigurationError(
+                    f"the key at position {len(entries) + 1} of the key ring ({source}) is not an (id, key) pair"
+                )
+            entries.append((item[0], item[1].value if isinstance(item[1], _Hidden) else item[1]))
+        if not entries:
+            return MissingKeyError(f"the key ring from {source} has no keys", hint=CREATE_KEY_HINT)
+        positions: dict[str, int] = {}
+        for position, (key_id, key) in enumerate(entries, 1):
+            if not _valid_id(key_id):
+                return ConfigurationError(
+                    f"invalid key id at position {position} of the key ring ({source})", hint=_KEY_ID_HINT
+                )
+            assert isinstance(key_id, str)
+            if key_id in positions:
+                return ConfigurationError(
+                    f"the keys at positions {positions[key_id]} and {position} of the key ring ({source})"
+                    f" have the same id{_quoted(key_id)}",
                     hint="give every key its own id; remove or rename the duplicate",
                 )
-            self._install(key_id, _check_key_bytes(key_id, key))
-        for key_id in retired:
-            check_key_id(key_id)
-            if key_id in self._keys:
-                raise ConfigurationError(
-                    f"key {key_id!r} is listed as retired but its key is still in the key ring ({source})",
+            positions[key_id] = position
+            size_problem = _key_size_problem(key)
+            if size_problem is not None:
+                return _key_error(f"the key {_shown(key_id, position)}", size_problem, f"key ring ({source})")
+        retired_ids = list(retired)
+        for position, key_id in enumerate(retired_ids, 1):
+            if not _valid_id(key_id):
+                return ConfigurationError(
+                    f"the retired key id at position {position} ({source}) is not a valid key id", hint=_KEY_ID_HINT
+                )
+            if key_id in positions:
+                return ConfigurationError(
+                    f"the key {_shown(key_id, positions[key_id])} is listed as retired but its key is still in"
+                    f" the key ring ({source})",
                     hint="delete the retired key's entry, or remove it from the retired list",
                 )
-            self._retired.add(key_id)
-        if not self._keys:
-            raise MissingKeyError(f"the key ring from {source} has no keys", hint=CREATE_KEY_HINT)
-        check_key_id(primary)
-        if primary not in self._keys:
-            raise ConfigurationError(
-                f"the primary key {primary!r} is not among the keys of the key ring ({source};"
-                f" keys: {', '.join(sorted(self._keys))})",
+        if not _valid_id(primary):
+            return ConfigurationError(f"the primary key id of the key ring ({source}) is not valid", hint=_KEY_ID_HINT)
+        if primary not in positions:
+            return ConfigurationError(
+                f"the primary key{_quoted(primary)} is not among the {len(positions)} key(s) of the key ring"
+                f" ({source})",
                 hint="set 'primary' to the id of one of the keys",
             )
+        for key_id, key in entries:
+            assert isinstance(key_id, str) and isinstance(key, (bytes, bytearray))
+            self._install(key_id, bytes(key))
+        self._retired.update(retired_ids)
         self._primary = primary
+        return None
 
     # -- inspection --------------------------------------------------------------------
     @property
@@ -299,21 +423,39 @@ class KeyRing:
         """Ids of keys known to be retired (destroyed): blobs naming them cannot be opened."""
         return frozenset(self._retired)
 
+    @property
+    def unsaved_ids(self) -> frozenset[str]:
+        """Ids of keys added (:meth:`add_key`, :meth:`generate`) since the ring was loaded or
+        last written with :meth:`write_key_file`: they exist only in this process's memory.
+
+        Keys that came from a key file, the environment or a key provider count as saved; so
+        do keys given to the constructor (the caller holds them). A store refuses to rotate to
+        an unsaved primary key."""
+        return frozenset(self._unsaved)
+
+    def mark_saved(self) -> None:
+        """Record that every key of the ring is now kept outside this process (for hosts that
+        store :meth:`to_document` themselves instead of calling :meth:`write_key_file`)."""
+        self._unsaved.clear()
+
     def __contains__(self, key_id: object) -> bool:
         return key_id in self._keys
 
     def __repr__(self) -> str:
-        return f"KeyRing(primary={self._primary!r}, key_ids={list(self.key_ids)!r}, source={self.source!r})"
+        # Safe at any stage of construction (renderers of tracebacks call it on half-built rings).
+        keys = getattr(self, "_keys", None) or {}
+        primary = getattr(self, "_primary", None) or None
+        ids = ([primary] if primary in keys else []) + sorted(k for k in keys if k != primary)
+        return f"KeyRing(primary={primary!r}, key_ids={ids!r}, source={getattr(self, 'source', None)!r})"
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("a KeyRing cannot be pickled; load it where it is used")
 
     def check_value(self, key_id: str) -> bytes:
         """The key-check value of ``key_id``: 16 bytes that identify the key without revealing it."""
-        key = self._keys.get(key_id)
-        if key is None:
+        if key_id not in self._keys:
             raise self._missing(key_id)
-        return hmac.new(key, _CHECK_LABEL, hashlib.sha256).digest()[:16]
+        return hmac.new(self._keys[key_id], _CHECK_LABEL, hashlib.sha256).digest()[:16]
 
     # -- changing the ring -------------------------------------------------------------
     def _install(self, key_id: str, key: bytes) -> None:
@@ -325,17 +467,24 @@ class KeyRing:
     def add_key(self, key_id: str | None = None, key: bytes | None = None, *, primary: bool = True) -> str:
         """Add a key (32 fresh random bytes unless ``key`` is given) and return its id.
 
-        With ``primary=True`` (the default) it becomes the key new blobs are sealed with; run
-        the store's rotation afterwards to re-seal older rows. Persist the ring with
-        :meth:`write_key_file`.
+        With ``primary=True`` (the default) it becomes the key new blobs are sealed with.
+        Persist the ring with :meth:`write_key_file` *before* running the store's rotation:
+        until then the key is in :attr:`unsaved_ids`, and rotation refuses to re-seal every row
+        under a key that would vanish with this process.
         """
+        material = _Hidden(key if key is not None else os.urandom(KEY_SIZE))
+        del key
         key_id = check_key_id(key_id) if key_id is not None else _new_key_id()
         if key_id in self._keys or key_id in self._retired:
             raise ConfigurationError(
                 f"key id {key_id!r} is already used in this key ring",
                 hint="choose a new id; never reuse the id of another (even retired) key",
             )
-        self._install(key_id, _check_key_bytes(key_id, key if key is not None else os.urandom(KEY_SIZE)))
+        problem = _key_size_problem(material.value)
+        if problem is not None:
+            raise _key_error(f"the key {_shown(key_id)}", problem)
+        self._install(key_id, bytes(material.value))
+        self._unsaved.add(key_id)
         if primary:
             self._primary = key_id
         return key_id
@@ -360,6 +509,7 @@ class KeyRing:
         self._keys.pop(key_id, None)
         self._ciphers.pop(key_id, None)
         self._by_header.pop(_header(key_id), None)
+        self._unsaved.discard(key_id)
         self._retired.add(key_id)
 
     # -- sealing -----------------------------------------------------------------------
@@ -447,17 +597,33 @@ class KeyRing:
         key_file: str | os.PathLike[str] | None = None,
         plugins: Plugins | None = None,
         env: Mapping[str, str] = os.environ,
+        default_key_file: str | os.PathLike[str] | None = None,
     ) -> KeyRing:
-        """The key ring from, in order: the ``tokenproviders_keys`` hook of ``plugins``, the
-        ``TOKENPROVIDERS_KEYS`` variable of ``env``, ``key_file`` (or the file named by
-        ``TOKENPROVIDERS_KEY_FILE``). Raises :class:`MissingKeyError` if none supplies keys."""
+        """The key ring from the first of these that supplies keys:
+
+        1. ``key_file``, when given: an explicit argument wins over everything implicit;
+        2. the ``tokenproviders_keys`` hook of ``plugins`` (a KMS or Vault; ``None`` defers);
+        3. the ``TOKENPROVIDERS_KEYS`` variable of ``env`` (JSON or ``id:base64key,...``);
+        4. the key file named by the ``TOKENPROVIDERS_KEY_FILE`` variable of ``env``;
+        5. ``default_key_file``, when given (an application's own default location).
+
+        Raises :class:`MissingKeyError` if none supplies keys; a source that is configured but
+        broken (a malformed variable, a key file readable by others) is an error, not skipped.
+        """
+        # The environment holds the keys themselves: read what is needed into boxes and drop
+        # the mapping from this frame before anything can raise.
+        keys_text = _Hidden(env.get(KEYS_ENV, ""))
+        env_key_file = env.get(KEY_FILE_ENV) or None
+        del env
+        if key_file is not None:
+            return cls.from_key_file(key_file)
         if plugins is not None:
             material = plugins.hook.tokenproviders_keys()
             if material is not None:
                 return cls.from_material(material, source="plugin")
-        if env.get(KEYS_ENV, "").strip():
-            return cls.from_env(KEYS_ENV, env=env)
-        path = key_file if key_file is not None else (env.get(KEY_FILE_ENV) or None)
+        if keys_text.value.strip():
+            return cls._from_text(keys_text, f"environment variable {KEYS_ENV}")
+        path = env_key_file if env_key_file is not None else default_key_file
         if path is not None:
             return cls.from_key_file(path)
         raise MissingKeyError("no encryption key is configured, so no secret can be stored or read",
@@ -476,22 +642,15 @@ class KeyRing:
     def from_env(cls, var: str = KEYS_ENV, *, env: Mapping[str, str] = os.environ) -> KeyRing:
         """Keys from an environment variable: the key-file JSON, or ``id:base64[,id:base64...]``
         (the first key is the primary)."""
-        value = env.get(var, "").strip()
-        source = f"environment variable {var}"
-        if not value:
+        text = _Hidden(env.get(var, ""))
+        del env
+        return cls._from_text(text, f"environment variable {var}")
+
+    @classmethod
+    def _from_text(cls, text: _Hidden[str], source: str) -> KeyRing:
+        if not text.value.strip():
             raise MissingKeyError(f"{source} is not set or empty", hint=CREATE_KEY_HINT)
-        if value.startswith("{"):
-            return cls._from_document(_load_json(value, source), source)
-        pairs: list[tuple[str, bytes]] = []
-        for item in value.split(","):
-            key_id, sep, encoded = item.strip().partition(":")
-            if not sep:
-                raise ConfigurationError(
-                    f"{source} must be JSON or 'id:base64key[,id:base64key...]'",
-                    hint="see the tokenproviders.crypto documentation for the format",
-                )
-            pairs.append((check_key_id(key_id.strip()), _decode_key(key_id.strip(), encoded.strip(), source)))
-        return cls(pairs, pairs[0][0], source=source)
+        return cls._build(_parsed(_parse_text, text, source), source)
 
     @classmethod
     def from_key_file(cls, path: str | os.PathLike[str]) -> KeyRing:
@@ -515,32 +674,17 @@ class KeyRing:
                 )
             if not stat.S_ISREG(info.st_mode):
                 raise ConfigurationError(f"the {source} is not a regular file")
-            data = handle.read(1024 * 1024)
-        return cls._from_document(_load_json(data.decode("utf-8", "replace"), source), source)
+            data = _Hidden(handle.read(1024 * 1024))
+        return cls._build(_parsed(_parse_file, data, source), source)
 
     @classmethod
-    def _from_document(cls, document: Any, source: str) -> KeyRing:
-        if not isinstance(document, dict) or document.get("format", KEY_FILE_FORMAT) != KEY_FILE_FORMAT:
-            raise ConfigurationError(f"the {source} is not a tokenproviders key file")
-        if document.get("version", 1) != 1:
-            raise ConfigurationError(
-                f"the {source} has format version {document.get('version')!r}; this tokenproviders reads version 1",
-                hint="upgrade tokenproviders",
-            )
-        entries = document.get("keys")
-        if not isinstance(entries, list) or not entries:
-            raise MissingKeyError(f"the {source} lists no keys", hint=CREATE_KEY_HINT)
-        pairs: list[tuple[str, bytes]] = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-                raise ConfigurationError(f"every entry of 'keys' in the {source} needs an 'id' and a base64 'key'")
-            key_id = check_key_id(entry.get("id"))
-            pairs.append((key_id, _decode_key(key_id, entry["key"], source)))
-        primary = document.get("primary", pairs[0][0])
-        retired = document.get("retired", [])
-        if not isinstance(retired, list):
-            raise ConfigurationError(f"'retired' in the {source} must be a list of key ids")
-        return cls(pairs, check_key_id(primary), retired=retired, source=source)
+    def _build(cls, parsed: _Parsed | TokenProvidersError, source: str) -> KeyRing:
+        """The ring from parsed keys, or raise the parser's error (from this frame, which holds
+        no key material)."""
+        if isinstance(parsed, TokenProvidersError):
+            raise parsed
+        # The constructor unboxes the keys itself (boxed pairs are accepted internally).
+        return cls(cast(Any, parsed.keys), parsed.primary, retired=parsed.retired, source=source)
 
     def to_document(self) -> dict[str, Any]:
         """The key-file JSON document of this ring (holds key material: write it only with
@@ -557,11 +701,14 @@ class KeyRing:
             "retired": sorted(self._retired),
         }
 
+    def _document_bytes(self) -> _Hidden[bytes]:
+        return _Hidden((json.dumps(self.to_document(), indent=2) + "\n").encode("ascii"))
+
     def write_key_file(self, path: str | os.PathLike[str], *, replace: bool = False) -> None:
         """Write the ring as a 0600 key file. Refuses to overwrite unless ``replace=True``,
-        in which case the new file atomically replaces the old one."""
+        in which case the new file atomically replaces the old one. Afterwards no key of the
+        ring is in :attr:`unsaved_ids`."""
         file = Path(path)
-        data = (json.dumps(self.to_document(), indent=2) + "\n").encode("ascii")
         if not replace:
             try:
                 fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -570,22 +717,27 @@ class KeyRing:
                     f"the key file {str(file)!r} already exists and is not overwritten",
                     hint="choose another path; overwriting a key file destroys the keys that open your data",
                 ) from None
-            _write_all(fd, data)
+            _write_all(fd, self._document_bytes())
+            self._unsaved.clear()
             return
         temp = file.with_name(f".{file.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            _write_all(fd, data)
+            _write_all(fd, self._document_bytes())
             os.replace(temp, file)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+        self._unsaved.clear()
 
     @classmethod
     def generate(cls, key_id: str | None = None) -> KeyRing:
-        """A new in-memory ring with one fresh random key (persist it with :meth:`write_key_file`)."""
+        """A new in-memory ring with one fresh random key (persist it with :meth:`write_key_file`;
+        until then the key is in :attr:`unsaved_ids`)."""
         key_id = check_key_id(key_id) if key_id is not None else _new_key_id()
-        return cls({key_id: os.urandom(KEY_SIZE)}, key_id, source="generated")
+        ring = cls({key_id: os.urandom(KEY_SIZE)}, key_id, source="generated")
+        ring._unsaved.add(key_id)
+        return ring
 
     @classmethod
     def generate_key_file(cls, path: str | os.PathLike[str], *, key_id: str | None = None) -> KeyRing:
@@ -599,9 +751,9 @@ class KeyRing:
         return ring
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: _Hidden[bytes]) -> None:
     try:
-        view = memoryview(data)
+        view = memoryview(data.value)
         while view:
             written = os.write(fd, view)
             view = view[written:]
@@ -610,20 +762,122 @@ def _write_all(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _load_json(text: str, source: str) -> Any:
+# -- parsing key sources -------------------------------------------------------------------
+# These functions hold key text in their locals, so they never raise for a malformed input:
+# they return the error, and a frame holding only boxes raises it (see the module docstring).
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """Keys read from a key source: ids with boxed key bytes, the primary, the retired ids."""
+
+    keys: list[tuple[str, _Hidden[bytes]]]
+    primary: str
+    retired: list[str]
+
+
+def _parsed(
+    parse: Callable[[_Hidden[Any], str], _Parsed | TokenProvidersError], raw: _Hidden[Any], source: str
+) -> _Parsed | TokenProvidersError:
+    """Run a parser; an exception it did not foresee becomes a plain error, without its frames."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return parse(raw, source)
+    except Exception:  # noqa: BLE001 - its frames hold key text; only our own error may leave
+        return ConfigurationError(f"the {source} cannot be read as tokenproviders keys")
+
+
+def _parse_text(raw: _Hidden[str], source: str) -> _Parsed | TokenProvidersError:
+    """The value of a variable: the key-file JSON, or ``id:base64key[,id:base64key...]``."""
+    text = raw.value.strip()
+    if text.startswith("{"):
+        return _parse_json(text, source)
+    pairs: list[tuple[str, _Hidden[bytes]]] = []
+    for position, item in enumerate(text.split(","), 1):
+        key_id, sep, encoded = item.strip().partition(":")
+        key_id = key_id.strip()
+        if not sep:
+            return ConfigurationError(
+                f"the entry at position {position} of the {source} is not 'id:base64key': the {source} must"
+                " be JSON or 'id:base64key[,id:base64key...]'",
+                hint="see the tokenproviders.crypto documentation for the format",
+            )
+        if not _valid_id(key_id):
+            return ConfigurationError(
+                f"the key id of the entry at position {position} of the {source} is not valid",
+                hint=f"{_KEY_ID_HINT}; each entry is 'id:base64key', the id first",
+            )
+        key = _decode_key(encoded.strip())
+        if isinstance(key, str):
+            return _key_error(f"the key of the entry at position {position}", key, source)
+        pairs.append((key_id, key))
+    return _Parsed(pairs, pairs[0][0], [])
+
+
+def _parse_file(raw: _Hidden[bytes], source: str) -> _Parsed | TokenProvidersError:
+    return _parse_json(raw.value.decode("utf-8", "replace"), source)
+
+
+def _parse_json(text: str, source: str) -> _Parsed | TokenProvidersError:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
         # The parser's message can quote the text around the error, i.e. key material.
-        raise ConfigurationError(f"the {source} is not valid JSON") from None
+        return ConfigurationError(f"the {source} is not valid JSON")
+    return _parse_document(document, source)
 
 
-def _decode_key(key_id: str, encoded: str, source: str) -> bytes:
+def _parse_document(document: Any, source: str) -> _Parsed | TokenProvidersError:
+    if not isinstance(document, dict) or document.get("format", KEY_FILE_FORMAT) != KEY_FILE_FORMAT:
+        return ConfigurationError(f"the {source} is not a tokenproviders key file")
+    version = document.get("version", 1)
+    if version != 1:
+        shown = version if isinstance(version, int) and not isinstance(version, bool) else "(not a number)"
+        return ConfigurationError(
+            f"the {source} has format version {shown}; this tokenproviders reads version 1",
+            hint="upgrade tokenproviders",
+        )
+    entries = document.get("keys")
+    if not isinstance(entries, list) or not entries:
+        return MissingKeyError(f"the {source} lists no keys", hint=CREATE_KEY_HINT)
+    pairs: list[tuple[str, _Hidden[bytes]]] = []
+    for position, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or "id" not in entry:
+            return ConfigurationError(
+                f"the entry at position {position} of 'keys' in the {source} needs an 'id' and a base64 'key'"
+            )
+        key_id = entry["id"]
+        if not _valid_id(key_id):
+            return ConfigurationError(
+                f"the id of the entry at position {position} of 'keys' in the {source} is not a valid key id",
+                hint=_KEY_ID_HINT,
+            )
+        key = _decode_key(entry["key"])
+        if isinstance(key, str):
+            return _key_error(f"the key of the entry at position {position} of 'keys'", key, source)
+        pairs.append((key_id, key))
+    primary = document.get("primary", pairs[0][0])
+    if not _valid_id(primary):
+        return ConfigurationError(f"'primary' in the {source} is not a valid key id", hint=_KEY_ID_HINT)
+    retired = document.get("retired", [])
+    if not isinstance(retired, list):
+        return ConfigurationError(f"'retired' in the {source} must be a list of key ids")
+    for position, key_id in enumerate(retired, 1):
+        if not _valid_id(key_id):
+            return ConfigurationError(
+                f"the entry at position {position} of 'retired' in the {source} is not a valid key id",
+                hint=_KEY_ID_HINT,
+            )
+    return _Parsed(pairs, primary, list(retired))
+
+
+def _decode_key(encoded: str) -> _Hidden[bytes] | str:
+    """The boxed key bytes of base64 text, or what is wrong with it (never the text)."""
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigurationError(f"key {key_id!r} in the {source} is not valid base64") from None
-    return _check_key_bytes(key_id, key)
+        return "is not valid base64"
+    problem = _key_size_problem(key)
+    return problem if problem is not None else _Hidden(key)
 
 
 def main(argv: list[str] | None = None) -> int:

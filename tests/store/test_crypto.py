@@ -9,6 +9,7 @@ import os
 import pickle
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -234,7 +235,7 @@ def test_keys_must_be_32_bytes() -> None:
 
 
 def test_key_ids_must_be_unique_and_valid() -> None:
-    with pytest.raises(ConfigurationError, match="appears twice"):
+    with pytest.raises(ConfigurationError, match="have the same id 'k1'"):
         KeyRing([("k1", KEY_A), ("k1", KEY_B)], "k1")
     for bad in ("", "-x", "a b", "ä", "x" * 65, "a/b"):
         with pytest.raises(ConfigurationError, match="invalid key id"):
@@ -397,16 +398,36 @@ class KeyProvider:
         return self.material
 
 
-def test_load_order_hook_then_env_then_file(tmp_path: Path) -> None:
+def test_load_order_explicit_file_then_hook_then_env_then_env_file_then_default(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     KeyRing.generate_key_file(path, key_id="from-file")
-    env = {KEYS_ENV: f"from-env:{base64.b64encode(KEY_A).decode()}"}
+    env_file = tmp_path / "env-keys.json"
+    KeyRing.generate_key_file(env_file, key_id="from-env-file")
+    default = tmp_path / "default-keys.json"
+    KeyRing.generate_key_file(default, key_id="from-default")
+    keys_env = {KEYS_ENV: f"from-env:{base64.b64encode(KEY_A).decode()}"}
+    env = {**keys_env, KEY_FILE_ENV: str(env_file)}
     with_hook = Plugins(load_entry_points=False, extra=[KeyProvider(KeyMaterial({"from-hook": KEY_B}, "from-hook"))])
     deferring = Plugins(load_entry_points=False, extra=[KeyProvider(None)])
-    assert KeyRing.load(key_file=path, plugins=with_hook, env=env).primary_id == "from-hook"
-    assert KeyRing.load(key_file=path, plugins=deferring, env=env).primary_id == "from-env"
-    assert KeyRing.load(key_file=path, plugins=deferring, env={}).primary_id == "from-file"
+
+    def load(**kwargs: Any) -> str:
+        return KeyRing.load(default_key_file=default, **kwargs).primary_id
+
+    # An explicit key file wins over everything implicit (it used to lose to the hook and the variable).
+    assert load(key_file=path, plugins=with_hook, env=env) == "from-file"
+    assert load(key_file=path, env=keys_env) == "from-file"
+    assert load(plugins=with_hook, env=env) == "from-hook"
+    assert load(plugins=deferring, env=env) == "from-env"
+    assert load(plugins=deferring, env={KEY_FILE_ENV: str(env_file)}) == "from-env-file"
+    assert load(env={}) == "from-default"
     assert KeyRing.load(env={KEY_FILE_ENV: str(path)}).primary_id == "from-file"
+    with pytest.raises(MissingKeyError):
+        KeyRing.load(env={})
+    # A configured but broken source is an error, not skipped in favour of the next one.
+    with pytest.raises(ConfigurationError):
+        load(env={KEYS_ENV: "k1:not base64!", KEY_FILE_ENV: str(env_file)})
+    with pytest.raises(MissingKeyError, match="does not exist"):
+        load(key_file=tmp_path / "missing.json", env=keys_env)
 
 
 def test_hook_material_is_checked() -> None:

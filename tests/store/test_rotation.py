@@ -57,16 +57,24 @@ def values(db: SQLiteDatabase) -> dict[tuple[str, int], str]:
     return {where: db.keyring.open(blob, aad) for where, (_, blob, aad) in sealed_rows(db).items()}
 
 
+def add_saved_key(keyring: KeyRing, key_file: Path, key_id: str = "k2") -> str:
+    """Add a primary key and write the key file, as rotation requires (it refuses a primary
+    key that exists only in memory)."""
+    new = keyring.add_key(key_id)
+    keyring.write_key_file(key_file, replace=True)
+    return new
+
+
 def expected_values(count: int = TOKENS) -> set[str]:
     return {f"tok-{i}" for i in range(count)} | {"bot-acme", "bot-globex", "bot-initech"}
 
 
-def test_rotation_reseals_every_row_under_the_new_key(db: SQLiteDatabase, keyring: KeyRing) -> None:
+def test_rotation_reseals_every_row_under_the_new_key(db: SQLiteDatabase, keyring: KeyRing, key_file: Path) -> None:
     fill(db)
     before = sealed_rows(db)
     old_values = values(db)
     old = keyring.primary_id
-    new = keyring.add_key("k2")
+    new = add_saved_key(keyring, key_file)
     progress: list[RotationProgress] = []
     report = db.rotate(batch_size=40, progress=progress.append)
     assert report.complete and report.processed == TOKENS + 3 and report.failed == report.conflicts == 0
@@ -83,11 +91,11 @@ def test_rotation_reseals_every_row_under_the_new_key(db: SQLiteDatabase, keyrin
     assert db.key_status() == {new: TOKENS + 3, old: 0}
 
 
-def test_the_old_key_alone_opens_nothing_after_rotation(db: SQLiteDatabase, keyring: KeyRing) -> None:
+def test_the_old_key_alone_opens_nothing_after_rotation(db: SQLiteDatabase, keyring: KeyRing, key_file: Path) -> None:
     fill(db, 20)
     old = keyring.primary_id
     old_only = KeyRing({old: keyring._keys[old]}, old)
-    keyring.add_key("k2")
+    add_saved_key(keyring, key_file)
     db.rotate()
     rows = sealed_rows(db)
     assert rows
@@ -96,11 +104,11 @@ def test_the_old_key_alone_opens_nothing_after_rotation(db: SQLiteDatabase, keyr
             old_only.open(blob, aad)
 
 
-def test_rotated_file_keeps_no_old_blobs(db_path: Path, keyring: KeyRing) -> None:
+def test_rotated_file_keeps_no_old_blobs(db_path: Path, keyring: KeyRing, key_file: Path) -> None:
     with SQLiteDatabase(db_path, keyring) as db:
         fill(db, 50)
         old_blobs = [blob for _, blob, _ in sealed_rows(db).values()]
-        keyring.add_key("k2")
+        add_saved_key(keyring, key_file)
         db.rotate(batch_size=7)
     data = db_path.read_bytes()
     wal = db_path.with_name(db_path.name + "-wal")
@@ -108,9 +116,9 @@ def test_rotated_file_keeps_no_old_blobs(db_path: Path, keyring: KeyRing) -> Non
     assert not [blob for blob in old_blobs if blob[4:] in data]
 
 
-def test_a_second_run_does_nothing(db: SQLiteDatabase, keyring: KeyRing) -> None:
+def test_a_second_run_does_nothing(db: SQLiteDatabase, keyring: KeyRing, key_file: Path) -> None:
     fill(db, 30)
-    keyring.add_key("k2")
+    add_saved_key(keyring, key_file)
     db.rotate()
     snapshot = db.dump()
     progress: list[RotationProgress] = []
@@ -128,11 +136,11 @@ def test_nothing_to_rotate_on_a_fresh_key(db: SQLiteDatabase) -> None:
 
 
 def test_a_crash_mid_run_then_a_rerun_loses_nothing(
-    db: SQLiteDatabase, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+    db: SQLiteDatabase, keyring: KeyRing, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(db)
     before = values(db)
-    keyring.add_key("k2")
+    add_saved_key(keyring, key_file)
     real_seal = KeyRing.seal
     calls = 0
 
@@ -178,10 +186,10 @@ def test_a_process_killed_inside_a_batch_transaction_then_a_rerun_loses_nothing(
 
 
 def test_a_concurrent_edit_is_not_lost(
-    db_path: Path, db: SQLiteDatabase, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, db: SQLiteDatabase, keyring: KeyRing, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(db, 10)
-    keyring.add_key("k2")
+    add_saved_key(keyring, key_file)
     other = SQLiteDatabase(db_path, keyring)
     real_seal = KeyRing.seal
     edited = False
@@ -203,13 +211,13 @@ def test_a_concurrent_edit_is_not_lost(
     assert token.version == 2
 
 
-def test_unreadable_rows_are_reported_and_left(db: SQLiteDatabase, keyring: KeyRing) -> None:
+def test_unreadable_rows_are_reported_and_left(db: SQLiteDatabase, keyring: KeyRing, key_file: Path) -> None:
     fill(db, 10)
     with db._core.transaction() as conn:
         conn.execute(
             "UPDATE tokens SET secret = (SELECT secret FROM tokens WHERE owner = 'user1') WHERE owner = 'user2'"
         )
-    keyring.add_key("k2")
+    add_saved_key(keyring, key_file)
     report = db.rotate()
     assert report.failed == 1 and report.remaining == 1 and not report.complete
     assert "user2" in report.failures[0] and "k1" in report.failures[0]
@@ -218,12 +226,12 @@ def test_unreadable_rows_are_reported_and_left(db: SQLiteDatabase, keyring: KeyR
         db.retire_key("k1")
 
 
-def test_key_status_and_retirement(db_path: Path, keyring: KeyRing) -> None:
+def test_key_status_and_retirement(db_path: Path, keyring: KeyRing, key_file: Path) -> None:
     with SQLiteDatabase(db_path, keyring) as db:
         fill(db, 10)
         old_blob, old_aad = next(iter((blob, aad) for _, blob, aad in sealed_rows(db).values()))
         assert db.key_status() == {"k1": 13}
-        keyring.add_key("k2")
+        add_saved_key(keyring, key_file)
         assert db.key_status() == {"k2": 0, "k1": 13}
         with pytest.raises(KeyInUseError, match="13 row"):
             db.retire_key("k1")

@@ -186,7 +186,10 @@ def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> b
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=KEY_FILE_ENV,
     show_envvar=True,
-    help="The 0600 key file [default: tokenproviders.key in the data directory].",
+    help=(
+        "The 0600 key file [default: tokenproviders.key in the data directory]. Given as an option it"
+        " wins over a key provider plugin and TOKENPROVIDERS_KEYS; named by the variable, it comes after them."
+    ),
 )
 @click.option(
     "--timeout",
@@ -219,6 +222,7 @@ def cli(ctx: click.Context, data_dir: Path | None, key_file: Path | None, timeou
         config.data_dir = data_dir
     if key_file is not None:
         config.key_file = key_file
+        config.key_file_from_env = ctx.get_parameter_source("key_file") is click.core.ParameterSource.ENVIRONMENT
     config.timeout = timeout
     config.debug = config.debug or debug
 

@@ -38,7 +38,7 @@ def init(ctx: click.Context) -> None:
     database, key = initialise(config.paths())
     click.echo(f"Created database {database}")
     click.echo(f"Created key file {key} (mode 0600; back it up, it decrypts every stored secret)")
-    if os.environ.get(KEYS_ENV, "").strip():
+    if os.environ.get(KEYS_ENV, "").strip() and config.explicit_key_file is None:
         click.echo(f"Note: {KEYS_ENV} is set; its keys take precedence over the key file", err=True)
     click.echo("Next: tokenproviders tenants add TENANT, then tokenproviders trackers add ...")
 

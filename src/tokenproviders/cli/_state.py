@@ -50,6 +50,9 @@ class CLIConfig:
 
     data_dir: Path | None = None
     key_file: Path | None = None
+    #: ``key_file`` came from ``TOKENPROVIDERS_KEY_FILE`` rather than ``--key-file``: an explicit
+    #: ``--key-file`` wins over a key provider and ``TOKENPROVIDERS_KEYS``; the variable does not.
+    key_file_from_env: bool = False
     debug: bool = False
     timeout: float = 10.0
     extra_plugins: Sequence[object] = ()
@@ -59,6 +62,11 @@ class CLIConfig:
     def paths(self) -> DataPaths:
         root = self.data_dir if self.data_dir is not None else default_data_dir()
         return DataPaths(root=root, key_file=self.key_file)
+
+    @property
+    def explicit_key_file(self) -> Path | None:
+        """The key file named with ``--key-file`` (or by a caller's config), if any."""
+        return self.key_file if not self.key_file_from_env else None
 
     def stdin_is_interactive(self) -> bool:
         if self.interactive is not None:
@@ -209,7 +217,11 @@ class Session:
             keyring = KeyRing.from_key_file(paths.key)
         else:
             try:
-                keyring = KeyRing.load(key_file=paths.key, plugins=self.plugins)
+                # --key-file, else a key provider plugin, else TOKENPROVIDERS_KEYS, else the file
+                # named by TOKENPROVIDERS_KEY_FILE, else the data directory's key file.
+                keyring = KeyRing.load(
+                    key_file=config.explicit_key_file, plugins=self.plugins, default_key_file=paths.key
+                )
             except MissingKeyError as exc:
                 raise MissingKeyError(
                     exc.message,

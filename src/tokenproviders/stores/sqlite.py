@@ -613,7 +613,11 @@ class SQLiteDatabase:
         logger.info("retired key %r in %s", key_id, self.path)
 
     def rotate(
-        self, batch_size: int = 1000, progress: Callable[[RotationProgress], None] | None = None
+        self,
+        batch_size: int = 1000,
+        progress: Callable[[RotationProgress], None] | None = None,
+        *,
+        allow_unsaved_primary: bool = False,
     ) -> RotationReport:
         """Re-seal every row not under the primary key, under the primary key.
 
@@ -622,11 +626,26 @@ class SQLiteDatabase:
         lost. Safe to interrupt: committed batches stay done and a re-run continues with the
         rest; a run with nothing to do changes nothing. ``progress`` is called after every
         batch. Rows that cannot be opened are counted as failed and left as they are.
+
+        Refused (:class:`ConfigurationError`, nothing changed) while the primary key exists
+        only in this process's memory (it is in the key ring's
+        :attr:`~tokenproviders.crypto.KeyRing.unsaved_ids`: added with ``add_key`` and not yet
+        written): every row would be sealed under a key that vanishes when the process exits.
+        Write the key file first (``keyring.write_key_file(path, replace=True)``);
+        ``allow_unsaved_primary=True`` skips the check (for throwaway databases and tests).
         """
         if batch_size < 1:
             raise InvalidInputError("batch_size must be at least 1")
-        self.check_keys()
         keyring = self._core.keyring
+        if keyring.primary_id in keyring.unsaved_ids and not allow_unsaved_primary:
+            raise ConfigurationError(
+                f"the primary key {keyring.primary_id!r} was added to the key ring ({keyring.source}) but"
+                " never saved: re-sealing every row under it would leave them readable only while this"
+                " process lives, so nothing was re-sealed",
+                hint="write the key file first: keyring.write_key_file(path, replace=True) (or store the key"
+                " where the key ring is loaded from, then keyring.mark_saved()), and rotate again",
+            )
+        self.check_keys()
         primary = keyring.primary_id
         started = time.monotonic()
         before = self.key_status()
