@@ -21,14 +21,23 @@ from tokenproviders import (
     IssueDraft,
     ReportedIssue,
     Tracker,
+    TrackerFailure,
     TrackerType,
     hookimpl,
 )
 
-__all__ = ["YouTrackClient", "YouTrackType", "tokenproviders_register_tracker_types"]
+__all__ = ["RedirectRefused", "YouTrackClient", "YouTrackType", "tokenproviders_register_tracker_types"]
 
 
 # [start client]
+class RedirectRefused(Exception):
+    """YouTrack answered with a redirect, which the client does not follow."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
 class YouTrackClient:
     """What ``build_client`` returns: a ``requests`` session bound to one YouTrack's API.
 
@@ -43,8 +52,15 @@ class YouTrackClient:
 
     def call(self, method: str, path: str, payload: Any = None, fields: str = "id") -> Any:
         response = self.session.request(
-            method, f"{self.api_url}{path}", params={"fields": fields}, json=payload, timeout=self.timeout
+            method,
+            f"{self.api_url}{path}",
+            params={"fields": fields},
+            json=payload,
+            timeout=self.timeout,
+            allow_redirects=False,  # following would send the request, body included, elsewhere
         )
+        if 300 <= response.status_code < 400:
+            raise RedirectRefused(response.status_code)  # a wrong or moved URL: see classify_error
         response.raise_for_status()  # the core maps requests' HTTPError by its status code
         return response.json()
 
@@ -117,6 +133,14 @@ class YouTrackType(TrackerType):
         client.call("POST", f"/issues/{issue_id}/comments", {"text": text})
 
     # [end calls]
+
+    # [start classify]
+    def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        if isinstance(exc, RedirectRefused):
+            return TrackerFailure("not_found", f"{exc}, a redirect: give the URL YouTrack serves", exc.status)
+        return super().classify_error(exc)  # requests' errors, by status code
+
+    # [end classify]
 
 
 # [start hook]
