@@ -17,22 +17,23 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "tokenproviders-youtrack"
 BROKEN_PLUGINS = Path(__file__).resolve().parent / "broken_plugins"
 
-CONTRACT_MODULE = '''
-from tokenproviders.testing import CredentialKind, Header, TrackerTypeContract
-from tokenproviders_youtrack.testing import FakeYouTrack
+CONTRACT_MODULE = """
+from tokenproviders.testing import BasicAuth, CredentialKind, Header, TrackerTypeContract
+from {fake_module} import {fake_name}
 
 
 class TestContract(TrackerTypeContract):
     plugin = {plugin!r}
     type_name = "youtrack"
-    fake_class = FakeYouTrack
+    fake_class = {fake_name}
     client_modules = ("requests",)
-    credential_kinds = (
-        CredentialKind("token", password="perm:{{secret}}", sends=Header("Authorization", "Bearer {{api_password}}")),
-    )
+    credential_kinds = ({credential_kinds})
     options = {{"project": "0-0"}}
     hang_release_after = {hang_release_after!r}
-'''
+"""
+#: The example's one credential kind, as the contract module declares it.
+TOKEN_KIND = 'CredentialKind("token", password="perm:{secret}", sends=Header("Authorization", "Bearer {api_password}"))'
+EXAMPLE_FAKE = "tokenproviders_youtrack.testing:FakeYouTrack"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,27 @@ def run_pytest(args: list[str], *, cwd: Path, pythonpath: list[Path], report: Pa
 
 
 def run_contract(
-    tmp_path: Path, plugin: str, keyword: str | None = None, *, hang_release_after: float = 30.0
+    tmp_path: Path,
+    plugin: str,
+    keyword: str | None = None,
+    *,
+    fake: str = EXAMPLE_FAKE,
+    credential_kinds: tuple[str, ...] = (TOKEN_KIND,),
+    hang_release_after: float | None = None,
 ) -> dict[str, Outcome]:
     """Run ``TrackerTypeContract`` against the plugin module ``plugin`` (a broken plugin or the
-    example), optionally only the tests matching ``-k keyword``."""
+    example), optionally only the tests matching ``-k keyword``. ``fake`` is ``"module:Class"``;
+    ``credential_kinds`` are ``CredentialKind(...)`` expressions."""
+    fake_module, _, fake_name = fake.partition(":")
     test_file = tmp_path / "test_contract_run.py"
-    test_file.write_text(CONTRACT_MODULE.format(plugin=plugin, hang_release_after=hang_release_after))
+    test_file.write_text(
+        CONTRACT_MODULE.format(
+            plugin=plugin,
+            fake_module=fake_module,
+            fake_name=fake_name,
+            credential_kinds="".join(f"{kind}, " for kind in credential_kinds),
+            hang_release_after=hang_release_after,
+        )
+    )
     args = [str(test_file), *(["-k", keyword] if keyword else [])]
     return run_pytest(args, cwd=tmp_path, pythonpath=[BROKEN_PLUGINS, EXAMPLE / "src"], report=tmp_path / "report.xml")

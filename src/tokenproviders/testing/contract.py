@@ -25,13 +25,24 @@ pytest then runs every ``test_*`` method below against that plugin. What they ch
   and ``build_client`` does (checked in a fresh interpreter);
 * each credential kind reaches the tracker exactly as declared by ``sends`` (the header or query
   parameter recorded by the fake) on every request;
-* whoami, a bug report and a comment are attributed to the token's owner when alice has a
-  personal token, and to the bot when bob has none;
-* 401 and 403 become :class:`~tokenproviders.CredentialsRejectedError`; refused connections,
-  timeouts (``fake.hang()``) and 5xx become :class:`~tokenproviders.TrackerUnavailableError`;
+* with every credential kind, whoami, a bug report and a comment are attributed to the token's
+  owner when alice has a personal token, and to the bot when bob has none;
+* 401 and 403 become :class:`~tokenproviders.CredentialsRejectedError` (401 with every
+  credential kind); refused connections, timeouts and 5xx become
+  :class:`~tokenproviders.TrackerUnavailableError`, on a fresh client and on a cached one that
+  already talked to the tracker;
+* a timeout is the client's own: a hung fake (``fake.hang()``) is released by a watchdog only
+  after a few times what ``settings.timeout`` and ``settings.retries`` allow, and a call that
+  ends only then fails, as does one that waited for it;
+* a redirect to another server is not followed (that server receives nothing: neither the
+  credentials nor the issue) and is an error; a server that answers ``{}`` to everything (a
+  wrong URL serving other JSON) makes whoami and a report fail with a library error;
+* secrets a person really pastes (a trailing line break, a CR/LF header injection, a character
+  outside Latin-1) are refused with :class:`~tokenproviders.InvalidCredentialsError` before
+  anything is sent; unusual secrets the type accepts (an inner space, a Latin-1 letter) work;
 * no secret (nor its Basic or URL encoding) appears in a log record at DEBUG, on stdout or
-  stderr, in an error (as a traceback prints it) or in the ``repr`` of the client, the type or
-  the resolution.
+  stderr, in an error (as a traceback prints it, with the local variables of every frame, as
+  error reporters capture them) or in the ``repr`` of the client, the type or the resolution.
 
 The secrets are random per test, so a leak cannot hide behind a coincidence.
 """
@@ -39,6 +50,7 @@ The secrets are random per test, so a leak cannot hide behind a coincidence.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib
 import json
 import logging
@@ -62,7 +74,9 @@ from ..errors import (
     CredentialsRejectedError,
     InvalidCredentialsError,
     TokenProvidersError,
+    TrackerRequestError,
     TrackerUnavailableError,
+    TrackerURLError,
 )
 from ..model import ClientSettings, Credentials, Identity, ReportedIssue, Secret, Tracker
 from ..plugins import ENTRY_POINT_GROUP, Plugins
@@ -70,6 +84,7 @@ from ..resolver import Resolver
 from ..stores import MemoryTokenStore
 from ..trackertype import TrackerType
 from .fakes import FakeIssue, FakeTracker, RecordedRequest
+from .fakes._server import AuthResult, Response, json_response
 from .world import register_on_fake
 
 __all__ = [
@@ -80,7 +95,9 @@ __all__ = [
     "BasicAuth",
     "QueryParam",
     "ContractScenario",
+    "OtherJSONServer",
     "load_plugin",
+    "printed_with_locals",
     "secret_forms",
 ]
 
@@ -191,12 +208,21 @@ class CredentialKind:
 
 
 def secret_forms(credentials: Credentials) -> list[str]:
-    """Every spelling of a password a leak could take: as is, URL-encoded, and Basic-encoded."""
+    """Every spelling of a password a leak could take: as is, URL-encoded, and Basic-encoded
+    (from UTF-8 and, where it can be, Latin-1 bytes, which is what ``requests`` sends)."""
     password = credentials.api_password.reveal()
-    forms = {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)}
-    for user in {credentials.api_username or "", ""}:
-        forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-    forms.add(base64.b64encode(password.encode()).decode().rstrip("="))
+    forms = {password}
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            raw = password.encode(encoding)
+            users = {(credentials.api_username or "").encode(encoding), b""}
+        except UnicodeEncodeError:
+            continue
+        forms.add(urllib.parse.quote(raw, safe=""))
+        forms.add(urllib.parse.quote_plus(raw))
+        for user in users:
+            forms.add(base64.b64encode(user + b":" + raw).decode())
+        forms.add(base64.b64encode(raw).decode().rstrip("="))
     return sorted(form for form in forms if len(form) >= 6)
 
 
@@ -226,12 +252,53 @@ class ContractScenario:
     secrets: list[str] = field(default_factory=list, repr=False)
     #: the title of the last issue :meth:`TrackerTypeContract.run` reported
     last_title: str = ""
+    #: whether the watchdog of the last ``"hang"`` fault had to release the hung fake
+    hang_released: bool = False
 
     def login_of(self, user: str) -> str:
         return ALICE if user == ALICE else BOT
 
     def credentials_of(self, user: str) -> Credentials:
         return self.alice if user == ALICE else self.bot
+
+
+class OtherJSONServer(FakeTracker):
+    """Answers every request with 200 and ``{}``: what a wrong URL that serves some other JSON
+    API looks like to a client."""
+
+    type_name = "other-json"
+
+    def _route(self, request: RecordedRequest, auth: AuthResult) -> Response:
+        return json_response(200, {})
+
+
+#: Secrets a person pastes that cannot travel in an HTTP header: the core refuses them.
+#: ``{token}`` is a random ``tpsecret...`` string (searched for in every output, so a message
+#: that quotes the secret escaped is caught too).
+UNSENDABLE_SECRETS: dict[str, str] = {
+    "trailing newline": "{token}\n",
+    "trailing CRLF": "{token}\r\n",
+    "header injection": "{token}\r\nX-Injected: yes",
+    "non-Latin-1": "{token}\u20ac",
+}
+#: Unusual secrets that can travel in a header: a type may refuse them (a format check), but
+#: if it accepts them they must work and stay secret.
+SENDABLE_SECRETS: dict[str, str] = {
+    "inner space": "{token} {token2}",
+    "Latin-1 letter": "{token}\u00e9{token2}",
+}
+
+
+def _random_token() -> str:
+    return f"tpsecret{secrets.token_hex(10)}"
+
+
+def printed_with_locals(error: BaseException) -> str:
+    """``error`` as a traceback prints it, with the ``repr`` of every frame's local variables
+    (as ``pytest --showlocals`` and error reporters such as Sentry capture them), chained
+    exceptions included."""
+    exception = traceback.TracebackException.from_exception(error, capture_locals=True)
+    return "".join(exception.format())
 
 
 # -- fresh-interpreter import check ----------------------------------------------------------
@@ -282,9 +349,11 @@ class TrackerTypeContract:
     and optionally ``distribution`` (the distribution declaring the entry point, checked when
     installed), ``options`` (the tracker's options, e.g. a project key), ``settings``
     (:class:`~tokenproviders.ClientSettings` for the tests; default: 1 s timeout, 1 retry),
-    ``anonymous_paths`` (a regex of paths a client may request without credentials) and
-    ``hang_release_after`` (seconds after which a hung fake answers after all, so a plugin that
-    ignores ``settings.timeout`` fails instead of hanging forever).
+    ``anonymous_paths`` (a regex of paths a client may request without credentials),
+    ``hang_release_after`` (seconds after which the watchdog releases a hung fake; default:
+    :meth:`hang_watchdog_seconds`, three times what ``settings`` allow; a call that ends only
+    when it is released fails the timeout tests) and ``redirect_statuses`` (the redirects that
+    must not be followed; default 301, 302 and 307).
 
     Override :meth:`start_fake`, :meth:`base_url`, :meth:`api_url`, :meth:`expected_login` or
     :meth:`expected_issue_url` when the defaults do not fit the tracker.
@@ -300,8 +369,9 @@ class TrackerTypeContract:
     options: ClassVar[Mapping[str, Any]] = {}
     settings: ClassVar[ClientSettings] = ClientSettings(timeout=1.0, retries=1)
     anonymous_paths: ClassVar[str | None] = None
-    hang_release_after: ClassVar[float] = 30.0
+    hang_release_after: ClassVar[float | None] = None
     server_error_statuses: ClassVar[tuple[int, ...]] = (500, 502, 503)
+    redirect_statuses: ClassVar[tuple[int, ...]] = (301, 302, 307)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -342,10 +412,28 @@ class TrackerTypeContract:
         of the issue); ``None`` skips the check."""
         return issue.url
 
+    def hang_watchdog_seconds(self) -> float:
+        """After how long the watchdog releases a hung fake: ``hang_release_after`` if declared,
+        else ``max(3 * timeout * (retries + 1), timeout + 2)`` for the contract's ``settings``:
+        three times what a client that applies them can wait, and at least 2 s more than one
+        timeout. No assertion is timed; a call that needed the watchdog fails."""
+        if self.hang_release_after is not None:
+            return self.hang_release_after
+        timeout, attempts = self.settings.timeout, self.settings.retries + 1
+        return max(3 * timeout * attempts, timeout + 2)
+
     # -- plumbing --------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "credential_kind" in metafunc.fixturenames:
-            kinds = list(self.credential_kinds)
+        kinds = list(self.credential_kinds)
+        if "rejection_status" in metafunc.fixturenames:
+            # 401 and 403 with the first kind, 401 with the others: a kind is rejected its own way.
+            pairs = [(kinds[0], 401), (kinds[0], 403), *((kind, 401) for kind in kinds[1:])]
+            metafunc.parametrize(
+                ("credential_kind", "rejection_status"),
+                pairs,
+                ids=[f"{kind.name}-{status}" for kind, status in pairs],
+            )
+        elif "credential_kind" in metafunc.fixturenames:
             metafunc.parametrize("credential_kind", kinds, ids=[kind.name for kind in kinds])
 
     @pytest.fixture
@@ -369,7 +457,25 @@ class TrackerTypeContract:
 
     @pytest.fixture
     def scenario(self, fake: FakeTracker, contract_plugins: Plugins) -> ContractScenario:
+        """The world of one test, with the first credential kind."""
         return self.make_scenario(fake, contract_plugins, self.credential_kinds[0])
+
+    @pytest.fixture
+    def kind_scenario(
+        self, fake: FakeTracker, contract_plugins: Plugins, credential_kind: CredentialKind
+    ) -> ContractScenario:
+        """The world of one test, once per credential kind (the test is parametrized)."""
+        return self.make_scenario(fake, contract_plugins, credential_kind)
+
+    @pytest.fixture
+    def other_fake(self) -> Iterator[FakeTracker]:
+        """A second fake server of the type: where a redirect points."""
+        other = self.start_fake()
+        other.start()
+        try:
+            yield other
+        finally:
+            other.stop()
 
     @pytest.fixture
     def leak_watch(self, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
@@ -379,14 +485,18 @@ class TrackerTypeContract:
             caplog.set_level(logging.DEBUG, logger=name)
         return caplog
 
-    def make_scenario(self, fake: FakeTracker, plugins: Plugins, kind: CredentialKind) -> ContractScenario:
-        """alice with a personal token of ``kind``, the bot with the same kind of credentials."""
-        alice_secret = f"tpsecret{secrets.token_hex(10)}"
-        bot_secret = f"tpsecret{secrets.token_hex(10)}"
+    def make_scenario(
+        self, fake: FakeTracker, plugins: Plugins, kind: CredentialKind, *, register: bool = True
+    ) -> ContractScenario:
+        """alice with a personal token of ``kind``, the bot with the same kind of credentials;
+        both are registered with ``fake`` unless ``register`` is false."""
+        alice_secret = _random_token()
+        bot_secret = _random_token()
         alice = kind.credentials(ALICE, alice_secret)
         bot = kind.credentials(BOT, bot_secret)
-        kind.register_user(fake, ALICE, alice)
-        kind.register_user(fake, BOT, bot)
+        if register:
+            kind.register_user(fake, ALICE, alice)
+            kind.register_user(fake, BOT, bot)
         tracker = Tracker(
             tenant=TENANT,
             id=self.type_name,
@@ -451,32 +561,54 @@ class TrackerTypeContract:
     def assert_error_clean(self, scenario: ContractScenario, error: BaseException) -> None:
         printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         self.assert_no_leak(scenario, f"the {type(error).__name__} raised (as a traceback prints it)", printed)
+        self.assert_no_leak(
+            scenario,
+            f"the local variables of a frame in the traceback of the {type(error).__name__} raised (as"
+            " error reporters capture them; do not keep a revealed secret in a local variable of a"
+            " function that raises)",
+            printed_with_locals(error),
+        )
         self.assert_no_leak(scenario, f"repr() of the {type(error).__name__} raised", repr(error))
         if isinstance(error, TokenProvidersError):
             self.assert_no_leak(scenario, "the error's hint", error.hint)
 
     def with_fault(
-        self, scenario: ContractScenario, fault: str, operation: Operation, user: str = ALICE
+        self,
+        scenario: ContractScenario,
+        fault: str,
+        operation: Operation,
+        user: str = ALICE,
+        headers: dict[str, str] | None = None,
     ) -> BaseException | None:
         """Run ``operation`` while ``fault`` is injected; return what it raised (``None`` if
-        nothing). Faults: an HTTP status (``"401"``), ``"refused"`` or ``"hang"``."""
+        nothing). Faults: an HTTP status (``"401"``, answered with ``headers``), ``"refused"`` or
+        ``"hang"``. A hung fake is released by a watchdog after :meth:`hang_watchdog_seconds`;
+        ``scenario.hang_released`` then says whether it had to (the call waited for it)."""
         fake = scenario.fake
         issue_id = self.bot_issue(scenario).id if operation == "comment" else None
         release: threading.Timer | None = None
+        fired = threading.Event()
+        scenario.hang_released = False
+
+        def watchdog() -> None:
+            fired.set()  # before the release, so a call that the release ends sees it
+            fake.reset_faults()
+
         if fault == "refused":
             fake.stop()
         elif fault == "hang":
             fake.hang()
-            release = threading.Timer(self.hang_release_after, fake.reset_faults)
+            release = threading.Timer(self.hang_watchdog_seconds(), watchdog)
             release.daemon = True
             release.start()
         else:
-            fake.fail_with(int(fault))
+            fake.fail_with(int(fault), headers=headers)
         try:
             self.run(scenario, operation, user, issue_id)
         except Exception as error:  # noqa: BLE001 - the caller judges what was raised
             return error
         finally:
+            scenario.hang_released = fired.is_set()
             if release is not None:
                 release.cancel()
             fake.reset_faults()
@@ -597,16 +729,21 @@ class TrackerTypeContract:
             )
 
     @pytest.mark.parametrize("user", [ALICE, BOB])
-    def test_whoami_names_whose_credentials_were_used(self, scenario: ContractScenario, user: str) -> None:
+    def test_whoami_names_whose_credentials_were_used(self, kind_scenario: ContractScenario, user: str) -> None:
+        scenario = kind_scenario
         identity = self.run(scenario, "whoami", user)
         assert isinstance(identity, Identity), f"whoami returned {type(identity).__name__}, not an Identity"
         expected = self.expected_login(scenario.login_of(user))
-        assert identity.login == expected, f"whoami as {user} returned {identity.login!r}, expected {expected!r}"
+        assert identity.login == expected, (
+            f"whoami as {user} with {scenario.kind.name!r} credentials returned {identity.login!r},"
+            f" expected {expected!r}"
+        )
 
     @pytest.mark.parametrize("user", [ALICE, BOB])
     def test_report_is_attributed_to_whose_credentials_were_used(
-        self, scenario: ContractScenario, user: str
+        self, kind_scenario: ContractScenario, user: str
     ) -> None:
+        scenario = kind_scenario
         scenario.fake.clear()
         reported = self.run(scenario, "report", user)
         assert isinstance(reported, ReportedIssue), f"report_issue returned {type(reported).__name__}"
@@ -614,7 +751,8 @@ class TrackerTypeContract:
         assert reported.resolution is not None, "the resolver attaches the resolution to a report"
         issue = self.fake_issue(scenario.fake, scenario.last_title)
         assert issue.reporter == scenario.login_of(user), (
-            f"the tracker recorded {issue.reporter!r} as the reporter, not {scenario.login_of(user)!r}"
+            f"with {scenario.kind.name!r} credentials the tracker recorded {issue.reporter!r} as the"
+            f" reporter, not {scenario.login_of(user)!r}"
         )
         expected_url = self.expected_issue_url(scenario.fake, issue)
         if expected_url is not None:
@@ -625,33 +763,35 @@ class TrackerTypeContract:
 
     @pytest.mark.parametrize("user", [ALICE, BOB])
     def test_comment_is_attributed_to_whose_credentials_were_used(
-        self, scenario: ContractScenario, user: str
+        self, kind_scenario: ContractScenario, user: str
     ) -> None:
+        scenario = kind_scenario
         reported = self.bot_issue(scenario)
         self.run(scenario, "comment", user, reported.id)
         issue = self.fake_issue(scenario.fake, "Issue to comment on")
         assert [c.author for c in issue.comments] == [scenario.login_of(user)], (
-            f"comments on the issue: {[(c.author, c.text) for c in issue.comments]}"
+            f"comments on the issue (with {scenario.kind.name!r} credentials):"
+            f" {[(c.author, c.text) for c in issue.comments]}"
         )
         assert issue.comments[0].text.startswith(f"Contract comment by {user}"), "the comment's text was changed"
 
     # -- error mapping ---------------------------------------------------------------------
     @pytest.mark.parametrize("operation", OPERATIONS)
-    @pytest.mark.parametrize("status", [401, 403])
     def test_rejection_is_credentials_rejected(
-        self, scenario: ContractScenario, status: int, operation: Operation
+        self, kind_scenario: ContractScenario, rejection_status: int, operation: Operation
     ) -> None:
-        error = self.with_fault(scenario, str(status), operation)
+        error = self.with_fault(kind_scenario, str(rejection_status), operation)
         assert isinstance(error, CredentialsRejectedError), (
-            f"HTTP {status} during {operation} raised {type(error).__name__ if error else 'nothing'},"
-            " not CredentialsRejectedError: classify_error must map it to 'rejected'"
+            f"HTTP {rejection_status} during {operation} with {kind_scenario.kind.name!r} credentials raised"
+            f" {type(error).__name__ if error else 'nothing'}, not CredentialsRejectedError: classify_error"
+            " must map it to 'rejected'"
         )
 
-    def test_unknown_token_is_credentials_rejected(self, scenario: ContractScenario) -> None:
-        kind = scenario.kind
-        stranger = kind.credentials(ALICE, f"tpsecret{secrets.token_hex(10)}")
+    def test_unknown_token_is_credentials_rejected(self, kind_scenario: ContractScenario) -> None:
+        kind = kind_scenario.kind
+        stranger = kind.credentials(ALICE, _random_token())
         with pytest.raises(CredentialsRejectedError):
-            scenario.resolver.tokens.verify_credentials(scenario.tracker, stranger)
+            kind_scenario.resolver.tokens.verify_credentials(kind_scenario.tracker, stranger)
 
     @pytest.mark.parametrize("operation", OPERATIONS)
     def test_refused_connection_is_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
@@ -663,14 +803,21 @@ class TrackerTypeContract:
 
     @pytest.mark.parametrize("operation", OPERATIONS)
     def test_timeout_is_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
+        fake = scenario.fake
+        fake.clear()
         error = self.with_fault(scenario, "hang", operation)
-        assert error is not None, (
-            f"{operation} waited for a tracker that did not answer until it was released:"
-            " build_client must apply settings.timeout"
+        settings, watchdog = self.settings, self.hang_watchdog_seconds()
+        assert not scenario.hang_released, (
+            f"{operation} was still waiting for the hung tracker when the watchdog released it after"
+            f" {watchdog:g} s ({'it then raised ' + type(error).__name__ if error else 'and then succeeded'}):"
+            f" the client ignored the configured timeout (settings.timeout={settings.timeout:g} s,"
+            f" retries={settings.retries}); build_client must apply settings.timeout to every request"
         )
+        assert error is not None, f"{operation} succeeded although the tracker never answered"
         assert isinstance(error, TrackerUnavailableError), (
             f"a timeout during {operation} raised {type(error).__name__}, not TrackerUnavailableError"
         )
+        assert fake.requests, f"{operation} sent no request, so it did not time out on the hung tracker"
 
     @pytest.mark.parametrize("operation", OPERATIONS)
     def test_server_errors_are_unavailable(self, scenario: ContractScenario, operation: Operation) -> None:
@@ -681,13 +828,86 @@ class TrackerTypeContract:
                 " not TrackerUnavailableError: classify_error must map 5xx to 'unavailable'"
             )
 
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    @pytest.mark.parametrize("status", [401, 403, 500, 503])
+    def test_faults_on_a_warm_client_are_mapped(
+        self, scenario: ContractScenario, status: int, operation: Operation
+    ) -> None:
+        """The same mapping when the client is the resolver's cached one, which has already
+        talked to the tracker (sessions, cached metadata, kept-alive connections)."""
+        self.run(scenario, "whoami", ALICE)
+        self.run(scenario, operation, ALICE)  # the client is built, cached and has done this call
+        error = self.with_fault(scenario, str(status), operation)
+        expected = CredentialsRejectedError if status in (401, 403) else TrackerUnavailableError
+        assert isinstance(error, expected), (
+            f"HTTP {status} during {operation} on a client that had already talked to the tracker raised"
+            f" {type(error).__name__ if error else 'nothing'}, not {expected.__name__}"
+        )
+        self.assert_error_clean(scenario, error)
+        if expected is TrackerUnavailableError:
+            try:
+                self.run(scenario, operation, ALICE)
+            except TokenProvidersError as again:
+                raise AssertionError(
+                    f"after HTTP {status} the cached client kept failing once the tracker was back:"
+                    f" {operation} raised {type(again).__name__}"
+                ) from None
+
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    @pytest.mark.parametrize("status", [301, 302, 307])
+    def test_redirect_to_another_server_is_not_followed(
+        self, scenario: ContractScenario, other_fake: FakeTracker, status: int, operation: Operation
+    ) -> None:
+        """A redirect to another host would take the credentials (or, without them, the issue's
+        text) to a server the tenant did not name: the client must not follow it."""
+        if status not in self.redirect_statuses:
+            pytest.skip(f"HTTP {status} is not in redirect_statuses")
+        # The other server knows alice and the bot: a client that follows with credentials
+        # would even succeed there.
+        scenario.kind.register_user(other_fake, ALICE, scenario.alice)
+        scenario.kind.register_user(other_fake, BOT, scenario.bot)
+        location = f"{self.base_url(other_fake)}/moved"
+        error = self.with_fault(scenario, str(status), operation, headers={"Location": location})
+        reached = other_fake.requests
+        with_credentials = [r for r in reached if r.identity is not None]
+        assert not reached, (
+            f"the client followed HTTP {status} during {operation} to another server:"
+            f" {len(reached)} request(s) reached it, {len(with_credentials)} with credentials"
+            f" ({', '.join(sorted({f'{r.method} {r.path}' for r in reached}))}); refuse redirects"
+            " (e.g. allow_redirects=False) and report them as an error"
+        )
+        assert isinstance(error, (TrackerURLError, TrackerRequestError)), (
+            f"HTTP {status} (a redirect) during {operation} raised {type(error).__name__ if error else 'nothing'},"
+            " not TrackerURLError (classify it as 'not_found': the URL is wrong or moved) or TrackerRequestError"
+        )
+        self.assert_error_clean(scenario, error)
+
+    @pytest.mark.parametrize("operation", ["whoami", "report"])
+    def test_other_json_at_the_url_is_an_error(self, contract_plugins: Plugins, operation: Operation) -> None:
+        """A wrong base_url or api_url that serves some other JSON API must not pass for the
+        tracker: whoami and a report fail with a library error, not with a made-up answer."""
+        server = OtherJSONServer().start()
+        try:
+            scenario = self.make_scenario(server, contract_plugins, self.credential_kinds[0], register=False)
+            error = self.run_expecting_error(scenario, operation)
+        finally:
+            server.stop()
+        assert error is not None, (
+            f"{operation} succeeded against a server that answers {{}} to every request: check that"
+            " the answer has the fields the tracker always sends (a wrong base_url or api_url"
+            " looks like this) and raise if not"
+        )
+        assert isinstance(error, TokenProvidersError), f"{operation} raised {type(error).__name__}"
+        self.assert_error_clean(scenario, error)
+
     # -- secrets ---------------------------------------------------------------------------
     def test_no_secret_in_logs_output_or_reprs(
         self,
-        scenario: ContractScenario,
+        kind_scenario: ContractScenario,
         leak_watch: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
+        scenario = kind_scenario
         for user in (ALICE, BOB):
             for operation in OPERATIONS:
                 self.run(scenario, operation, user)
@@ -702,11 +922,12 @@ class TrackerTypeContract:
     @pytest.mark.parametrize("fault", ["401", "403", "500", "refused"])
     def test_no_secret_in_errors_logs_or_output(
         self,
-        scenario: ContractScenario,
+        kind_scenario: ContractScenario,
         fault: str,
         leak_watch: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
+        scenario = kind_scenario
         # "comment" first: with_fault reports the issue to comment on before it injects the
         # fault, and a refused connection (a stopped fake) cannot be undone.
         for operation in ("comment", "whoami", "report"):
@@ -722,6 +943,122 @@ class TrackerTypeContract:
             if failure is not None:
                 self.assert_no_leak(scenario, "the TrackerFailure detail classify_error returned", failure.detail)
         self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+
+    @pytest.mark.parametrize("variant", list(UNSENDABLE_SECRETS))
+    def test_unsendable_secret_is_refused_without_a_trace(
+        self,
+        kind_scenario: ContractScenario,
+        variant: str,
+        leak_watch: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A token pasted with a line break, a CR/LF header injection or a character outside
+        Latin-1 cannot travel in a header: storing it, verifying it and a bot holding it fail
+        with an error that does not quote it, and nothing reaches the tracker."""
+        scenario = kind_scenario
+        pasted = self.odd_credentials(scenario, UNSENDABLE_SECRETS[variant])
+        scenario.fake.clear()
+        resolver, tracker = scenario.resolver, scenario.tracker
+        attempts: dict[str, Callable[[], object]] = {
+            "storing it as a personal token": lambda: resolver.tokens.set(
+                owner=ALICE, url=tracker.base_url, scope=TENANT, credentials=pasted
+            ),
+            "verifying it": lambda: resolver.tokens.verify_credentials(tracker, pasted),
+        }
+        for what, attempt in attempts.items():
+            error = self.raised_by(attempt)
+            assert isinstance(error, InvalidCredentialsError), (
+                f"{what} with a {variant} in the {scenario.kind.name!r} password raised"
+                f" {type(error).__name__ if error else 'nothing'}, not InvalidCredentialsError"
+            )
+            self.assert_error_clean(scenario, error)
+        bot_tracker = dataclasses.replace(tracker, bot_credentials=pasted)
+        error = self.raised_by(lambda: resolver.verify(BOB, bot_tracker))
+        assert isinstance(error, TokenProvidersError), (
+            f"bot credentials with a {variant} in the password: whoami raised"
+            f" {type(error).__name__ if error else 'nothing'}, not a TokenProvidersError"
+        )
+        self.assert_error_clean(scenario, error)
+        for request in scenario.fake.requests:
+            self.assert_no_leak(scenario, f"the request {request.method} {request.path}", self.request_text(request))
+        self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+
+    @pytest.mark.parametrize("variant", list(SENDABLE_SECRETS))
+    def test_unusual_but_sendable_secret_works_without_a_trace(
+        self,
+        kind_scenario: ContractScenario,
+        variant: str,
+        leak_watch: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A password with an inner space or a Latin-1 letter can travel in a header. A type
+        may refuse it (then without quoting it); if it accepts it, the calls keep it secret,
+        and one with an inner space (plain ASCII) reaches the tracker unchanged."""
+        scenario = kind_scenario
+        pasted = self.odd_credentials(scenario, SENDABLE_SECRETS[variant])
+        resolver, tracker = scenario.resolver, scenario.tracker
+        refused = self.raised_by(
+            lambda: resolver.tokens.set(owner=ALICE, url=tracker.base_url, scope=TENANT, credentials=pasted)
+        )
+        if refused is not None:
+            assert isinstance(refused, InvalidCredentialsError), (
+                f"storing a password with a {variant} raised {type(refused).__name__}, not InvalidCredentialsError"
+            )
+            self.assert_error_clean(scenario, refused)
+            self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+            return
+        scenario.kind.register_user(scenario.fake, ALICE, pasted)
+        scenario.alice = pasted
+        outcomes: dict[str, object] = {}
+        for operation in OPERATIONS:
+            try:
+                outcomes[operation] = self.run(scenario, operation, ALICE)
+            except TokenProvidersError as error:
+                self.assert_error_clean(scenario, error)
+                outcomes[operation] = error
+        resolution = resolver.resolve(ALICE, tracker)
+        self.assert_no_leak(scenario, "repr() of the resolution", repr(resolution))
+        if not isinstance(outcomes["whoami"], Exception):
+            client = resolver.client_for(resolution)
+            self.assert_no_leak(scenario, "repr() of the client build_client returned", repr(client))
+        self.assert_logs_and_output_clean(scenario, leak_watch, capsys)
+        if variant == "inner space":
+            identity = outcomes["whoami"]
+            expected = self.expected_login(ALICE)
+            got = f"raised {type(identity).__name__}" if isinstance(identity, Exception) else f"returned {identity!r}"
+            assert isinstance(identity, Identity) and identity.login == expected, (
+                f"the type accepts a {scenario.kind.name!r} password with an inner space, but whoami with it"
+                f" {got}: send the password as given (not stripped or split), or refuse it in"
+                " validate_credentials"
+            )
+            for operation in ("report", "comment"):
+                assert not isinstance(outcomes[operation], Exception), (
+                    f"{operation} with a password with an inner space raised {type(outcomes[operation]).__name__}"
+                )
+
+    def odd_credentials(self, scenario: ContractScenario, template: str) -> Credentials:
+        """alice's credentials of the scenario's kind with a password made from ``template``;
+        every spelling of it (and the random parts alone) are added to the secrets to look for."""
+        tokens = {"token": _random_token(), "token2": _random_token()}
+        credentials = scenario.kind.credentials(ALICE, template.format(**tokens))
+        scenario.secrets = sorted({*scenario.secrets, *secret_forms(credentials), *tokens.values()})
+        return credentials
+
+    @staticmethod
+    def raised_by(call: Callable[[], object]) -> Exception | None:
+        """What ``call`` raised, or ``None`` (its frame holds no secret, only ``call``)."""
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - the caller judges what was raised
+            return error
+        return None
+
+    @staticmethod
+    def request_text(request: RecordedRequest) -> str:
+        """Everything a recorded request carried, as text (to look for secrets in)."""
+        headers = "\n".join(f"{name}: {value}" for name, value in request.headers)
+        query = urllib.parse.urlencode(request.query, doseq=True)
+        return f"{request.raw_path}?{query}\n{headers}\n{request.body.decode('latin-1')}"
 
     def run_expecting_error(self, scenario: ContractScenario, operation: Operation) -> BaseException | None:
         try:
@@ -747,4 +1084,3 @@ class TrackerTypeContract:
             if fault != "refused":
                 scenario.fake.reset_faults()
         return None
-
