@@ -26,6 +26,7 @@ retries that cannot duplicate an issue (see :func:`_retry_policy`).
 from __future__ import annotations
 
 import http
+import json
 import re
 import socket
 import sys
@@ -50,12 +51,29 @@ from tokenproviders import (
     normalize_url,
 )
 
-__all__ = ["JiraTrackerType", "tokenproviders_register_tracker_types"]
+__all__ = ["JiraAnswerError", "JiraTrackerType", "tokenproviders_register_tracker_types"]
 
 #: Jira refuses longer summaries (HTTP 400) and any line break in them.
 SUMMARY_MAX = 255
 _ISSUE_KEY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_JIRA_DETAIL = "the answer was not Jira's API; check base_url/api_url"
+
+
+class JiraAnswerError(Exception):
+    """Raised by this plugin when Jira's answer is not one it can use (a redirect, or JSON
+    without what the call needs): the wrong URL, not the credentials."""
+
+    def __init__(self, failure: TrackerFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.detail)
+
+
+def _not_jira() -> JiraAnswerError:
+    return JiraAnswerError(TrackerFailure("not_found", NOT_JIRA_DETAIL))
 
 
 class JiraTrackerType(TrackerType):
@@ -84,31 +102,15 @@ class JiraTrackerType(TrackerType):
 
     # -- declaration -------------------------------------------------------------------------
     def validate_credentials(self, credentials: Credentials) -> None:
-        super().validate_credentials(credentials)
-        secret = credentials.api_password.reveal()
-        if credentials.api_username is None:
-            # A bearer token travels verbatim in a header: a pasted line break or space would
-            # make the HTTP library refuse it with the header value in its error message.
-            if any(c.isspace() for c in secret) or not secret.isascii():
-                raise InvalidCredentialsError(
-                    "a Jira personal access token cannot contain spaces, line breaks or non-ASCII"
-                    " characters",
-                    hint="copy the token again from Jira (Profile > Personal Access Tokens)",
-                )
-            return
-        if _CONTROL.search(credentials.api_username) or _CONTROL.search(secret):
+        super().validate_credentials(credentials)  # no control characters, nothing outside Latin-1
+        # A personal access token is plain ASCII without spaces: a space means a pasting
+        # accident. The revealed token is not kept in a local variable (error reporters record
+        # the locals of every frame an exception passes through).
+        if credentials.api_username is None and not _plain_token(credentials.api_password.reveal()):
             raise InvalidCredentialsError(
-                "Jira credentials cannot contain line breaks or control characters",
-                hint="copy the e-mail and API token again",
+                "a Jira personal access token cannot contain spaces or non-ASCII characters",
+                hint="copy the token again from Jira (Profile > Personal Access Tokens)",
             )
-        try:
-            credentials.api_username.encode("latin-1")
-            secret.encode("latin-1")
-        except UnicodeEncodeError:
-            raise InvalidCredentialsError(
-                "Jira basic authentication cannot carry characters outside Latin-1",
-                hint="use an API token (Cloud) or a personal access token (Server / Data Center)",
-            ) from None
 
     def service_url(self, tracker: Tracker) -> str | None:
         """The Jira instance itself: ``base_url`` *is* the instance, context path included."""
@@ -139,16 +141,19 @@ class JiraTrackerType(TrackerType):
         adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
         client._session.mount("https://", adapter)
         client._session.mount("http://", adapter)
+        # No redirect is followed: requests would re-send the issue (a 307 re-POSTs it) to
+        # whatever host the answer names. With max_redirects 0, requests raises
+        # TooManyRedirects before it sends anything to the new address.
+        client._session.max_redirects = 0
         return client
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:
-        me: Mapping[str, Any] = client.myself()  # GET /rest/api/2/myself
+        me: Any = client.myself()  # GET /rest/api/2/myself
+        if not isinstance(me, Mapping):
+            raise _not_jira()
         login = me.get("name") or me.get("emailAddress") or me.get("accountId") or me.get("key")
-        if not login:
-            raise ConfigurationError(
-                f"tracker {tracker.label}: Jira's /myself answer names no user",
-                hint="check that base_url (or api_url) points at Jira's REST API",
-            )
+        if not isinstance(login, str) or not login:
+            raise _not_jira()  # a wrong URL that serves some other JSON
         return Identity(
             login=str(login),
             name=_str_or_none(me.get("displayName")),
@@ -161,7 +166,9 @@ class JiraTrackerType(TrackerType):
         # prefetch=False: no GET of the new issue; project and issue type are sent by key and
         # name, so the library does not look them up either. One POST.
         issue = client.create_issue(fields=fields, prefetch=False)
-        key = str(issue.key)
+        key = getattr(issue, "key", None)
+        if not isinstance(key, str) or not _ISSUE_KEY.match(key):
+            raise _not_jira()
         return ReportedIssue(id=key, url=f"{tracker.url}/browse/{key}")
 
     def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
@@ -169,7 +176,10 @@ class JiraTrackerType(TrackerType):
             raise InvalidInputError(
                 f"{issue_id!r} is not a Jira issue key (like PROJ-123) or numeric issue id"
             )
-        client.add_comment(issue_id, text)  # one POST /rest/api/2/issue/{key}/comment
+        comment = client.add_comment(issue_id, text)  # one POST /rest/api/2/issue/{key}/comment
+        raw = getattr(comment, "raw", None)
+        if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
+            raise _not_jira()  # Jira answers a comment with its id; some other JSON is not Jira
 
     def issue_fields(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
         """The ``fields`` of the create-issue request for ``draft`` on ``tracker``."""
@@ -209,6 +219,8 @@ class JiraTrackerType(TrackerType):
 
     # -- errors ------------------------------------------------------------------------------
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        if isinstance(exc, JiraAnswerError):
+            return exc.failure
         jira_exceptions = sys.modules.get("jira.exceptions")
         if jira_exceptions is not None and isinstance(exc, jira_exceptions.JIRAError):
             return _jira_failure(exc)
@@ -273,6 +285,10 @@ def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
     return labels
 
 
+def _plain_token(text: str) -> bool:
+    return text.isascii() and not any(c.isspace() for c in text)
+
+
 def _str_or_none(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
@@ -321,6 +337,11 @@ def _jira_failure(exc: Any) -> TrackerFailure:
     response = exc.response
     if not isinstance(status, int):
         return TrackerFailure("unavailable", "Jira sent an empty answer")
+    if 300 <= status < 400:
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status)
+    if status < 300:
+        # A success the library could not use, e.g. a create answer without an issue key.
+        return TrackerFailure("not_found", NOT_JIRA_DETAIL, status)
     text = f"HTTP {status} {_phrase(status)}".rstrip()
     headers = getattr(response, "headers", None) or {}
     path = str(exc.url or "").split("?", 1)[0].rstrip("/")
@@ -349,9 +370,8 @@ def _jira_failure(exc: Any) -> TrackerFailure:
         if messages:
             text += f": {messages}"
     failure = classify_http_status(status, text)
-    if failure is None:
-        # A 2xx/3xx the library still refused, e.g. a create answer without an issue key.
-        return TrackerFailure("request", f"unexpected answer {text} (no issue key)", status)
+    if failure is None:  # pragma: no cover - every status below 400 is handled above
+        return TrackerFailure("request", f"unexpected answer {text}", status)
     return failure
 
 
@@ -371,9 +391,15 @@ def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bo
 
 def _network_failure(exc: BaseException) -> TrackerFailure | None:
     """Name what went wrong on the wire, in words that never quote the library's message."""
+    if isinstance(exc, json.JSONDecodeError):  # requests' JSONDecodeError is one too
+        return TrackerFailure("not_found", NOT_JIRA_DETAIL)
     requests_exceptions = sys.modules.get("requests.exceptions")
     if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
         return None
+    if isinstance(exc, requests_exceptions.TooManyRedirects):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status if isinstance(status, int) else None)
     if isinstance(exc, requests_exceptions.SSLError):
         return TrackerFailure(
             "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
