@@ -50,13 +50,41 @@ from tokenproviders import (
     origin_of,
 )
 
-__all__ = ["GitHubTrackerType", "api_root", "repository_of", "tokenproviders_register_tracker_types"]
+__all__ = [
+    "GitHubAnswerError",
+    "GitHubTrackerType",
+    "api_root",
+    "repository_of",
+    "tokenproviders_register_tracker_types",
+]
 
 #: GitHub refuses issue titles longer than this.
 TITLE_MAX = 256
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_GITHUB_DETAIL = "the answer was not GitHub's API; check base_url/api_url"
+
+
+class GitHubAnswerError(Exception):
+    """Raised by this plugin when GitHub's answer is not one it can use (a redirect, or JSON
+    without what the call needs): the wrong URL, not the credentials."""
+
+    def __init__(self, failure: TrackerFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.detail)
+
+
+def redirect_error(status: int) -> GitHubAnswerError:
+    """The error for a 3xx answer, which is never followed."""
+    return GitHubAnswerError(TrackerFailure("not_found", REDIRECT_DETAIL, status))
+
+
+def _not_github() -> GitHubAnswerError:
+    return GitHubAnswerError(TrackerFailure("not_found", NOT_GITHUB_DETAIL))
 
 
 class GitHubTrackerType(TrackerType):
@@ -80,11 +108,11 @@ class GitHubTrackerType(TrackerType):
 
     # -- declaration -------------------------------------------------------------------------
     def validate_credentials(self, credentials: Credentials) -> None:
-        super().validate_credentials(credentials)
-        secret = credentials.api_password.reveal()
-        # The token travels verbatim in a header: a pasted space or line break would make the
-        # HTTP library refuse it with the header value, i.e. the token, in its error message.
-        if any(c.isspace() for c in secret) or not secret.isascii():
+        super().validate_credentials(credentials)  # no control characters, nothing outside Latin-1
+        # GitHub tokens are plain ASCII without spaces: a space means a pasting accident. The
+        # revealed token is not kept in a local variable (error reporters record the locals
+        # of every frame an exception passes through).
+        if not _plain_token(credentials.api_password.reveal()):
             raise InvalidCredentialsError(
                 "a GitHub token cannot contain spaces, line breaks or non-ASCII characters",
                 hint="copy the token again from GitHub (Settings > Developer settings > Personal access tokens)",
@@ -94,11 +122,27 @@ class GitHubTrackerType(TrackerType):
         """``https://HOST``: one token serves every repository on that GitHub."""
         return origin_of(tracker.base_url)
 
+    def api_url_trusted(self, tracker: Tracker) -> bool:
+        """A personal token goes to the API root GitHub itself uses for the tracker's host.
+
+        That is the root :func:`api_root` derives when ``api_url`` is unset
+        (``https://api.github.com`` for github.com, ``https://api.SUBDOMAIN.ghe.com`` for
+        Enterprise Cloud, ``https://HOST/api/v3`` for Enterprise Server), the same root spelled
+        out in ``api_url``, or any ``api_url`` on the tracker's own origin. Any other host is
+        not trusted with a token matched on the tracker's URL.
+        """
+        if super().api_url_trusted(tracker):
+            return True
+        assert tracker.api_url is not None  # the default trusts a tracker without one
+        return normalize_url(tracker.api_url) == _derived_api_root(tracker)
+
     # -- talking to GitHub ---------------------------------------------------------------------
     def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
         import github
 
-        return github.Github(
+        from ._client import refuse_redirects  # imports PyGithub
+
+        client = github.Github(
             base_url=api_root(tracker),
             auth=github.Auth.Token(credentials.api_password.reveal()),
             timeout=max(1, math.ceil(settings.timeout)),  # PyGithub insists on an int
@@ -109,15 +153,21 @@ class GitHubTrackerType(TrackerType):
             seconds_between_writes=None,  # ... and 1 s between writes
             lazy=True,  # no GET of an object before using it
         )
+        # A redirect would re-send the request, issue included, to the address it names.
+        refuse_redirects(client)
+        return client
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:
-        user = client.get_user()  # lazy; the first attribute read is the one GET /user
-        user_id = user.id
+        _, data = client.requester.requestJsonAndCheck("GET", "/user")
+        login = data.get("login") if isinstance(data, dict) else None
+        if not isinstance(login, str) or not login:
+            raise _not_github()  # a wrong URL that serves some other JSON
+        user_id = data.get("id")
         return Identity(
-            login=str(user.login),
-            name=user.name or None,
-            email=user.email or None,
-            id=str(user_id) if user_id is not None else None,
+            login=login,
+            name=_str_or_none(data.get("name")),
+            email=_str_or_none(data.get("email")),
+            id=str(user_id) if isinstance(user_id, int) else None,
         )
 
     def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
@@ -128,11 +178,8 @@ class GitHubTrackerType(TrackerType):
             "POST", f"/repos/{owner}/{repo}/issues", input=self.issue_payload(tracker, draft)
         )
         number = data.get("number") if isinstance(data, dict) else None
-        if not isinstance(number, int):
-            raise ConfigurationError(
-                f"tracker {tracker.label}: GitHub's answer to filing an issue had no issue number",
-                hint="check that api_url is the GitHub API root (https://HOST/api/v3 for GitHub Enterprise Server)",
-            )
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise _not_github()  # GitHub always answers with the new issue's number
         html_url = data.get("html_url")
         url = html_url if isinstance(html_url, str) and html_url else f"{tracker.url}/issues/{number}"
         return ReportedIssue(id=str(number), url=url)
@@ -141,9 +188,12 @@ class GitHubTrackerType(TrackerType):
         if not issue_id.isascii() or not issue_id.isdigit():
             raise InvalidInputError(f"{issue_id!r} is not a GitHub issue number")
         owner, repo = repository_of(tracker)
-        client.requester.requestJsonAndCheck(
+        _, data = client.requester.requestJsonAndCheck(
             "POST", f"/repos/{owner}/{repo}/issues/{int(issue_id)}/comments", input={"body": text}
         )
+        comment_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(comment_id, int) or isinstance(comment_id, bool):
+            raise _not_github()  # GitHub answers with the new comment, id included
 
     def issue_payload(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
         """The JSON body of ``POST /repos/{owner}/{repo}/issues`` for ``draft``."""
@@ -172,6 +222,8 @@ class GitHubTrackerType(TrackerType):
 
     # -- errors ------------------------------------------------------------------------------
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        if isinstance(exc, GitHubAnswerError):
+            return exc.failure
         github_exceptions = sys.modules.get("github.GithubException")
         if github_exceptions is not None and isinstance(exc, github_exceptions.GithubException):
             return _github_failure(exc, github_exceptions)
@@ -189,6 +241,11 @@ def api_root(tracker: Tracker) -> str:
     """The REST API root of ``tracker``: ``api_url``, or derived from the repository's host."""
     if tracker.api_url:
         return normalize_url(tracker.api_url)
+    return _derived_api_root(tracker)
+
+
+def _derived_api_root(tracker: Tracker) -> str:
+    """The API root GitHub serves for the host of the tracker's ``base_url``."""
     origin = origin_of(tracker.base_url)
     parts = urlsplit(origin)
     host = parts.hostname or ""
@@ -262,6 +319,14 @@ def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
         if label and label not in labels:
             labels.append(label)
     return labels
+
+
+def _plain_token(text: str) -> bool:
+    return text.isascii() and not any(c.isspace() for c in text)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _phrase(status: int) -> str:
@@ -364,10 +429,12 @@ def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bo
 def _network_failure(exc: BaseException) -> TrackerFailure | None:
     """Name what went wrong on the wire, in words that never quote the library's message."""
     if isinstance(exc, json.JSONDecodeError):
-        return TrackerFailure("not_found", "the answer was not GitHub's JSON; is api_url the GitHub API root?")
+        return TrackerFailure("not_found", NOT_GITHUB_DETAIL)
     requests_exceptions = sys.modules.get("requests.exceptions")
     if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
         return None
+    if isinstance(exc, requests_exceptions.TooManyRedirects):  # not raised: redirects are refused first
+        return TrackerFailure("not_found", REDIRECT_DETAIL)
     if isinstance(exc, requests_exceptions.SSLError):
         return TrackerFailure(
             "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
