@@ -48,6 +48,7 @@ from tokenproviders import (
 )
 
 __all__ = [
+    "GitLabAnswerError",
     "GitLabTrackerType",
     "ISSUE_TYPES",
     "instance_url",
@@ -63,6 +64,23 @@ _ISSUE_TYPE_ALIASES = {"bug": "issue", "test case": "test_case", "test-case": "t
 _API_SUFFIX = re.compile(r"/api/v4$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_GITLAB_DETAIL = "the answer was not GitLab's API; check base_url/api_url"
+
+
+class GitLabAnswerError(Exception):
+    """Raised by this plugin when GitLab's answer is not one it can use (JSON without what the
+    call needs): the wrong URL, not the credentials."""
+
+    def __init__(self, failure: TrackerFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.detail)
+
+
+def _not_gitlab() -> GitLabAnswerError:
+    return GitLabAnswerError(TrackerFailure("not_found", NOT_GITLAB_DETAIL))
 
 
 class GitLabTrackerType(TrackerType):
@@ -84,11 +102,11 @@ class GitLabTrackerType(TrackerType):
 
     # -- declaration -------------------------------------------------------------------------
     def validate_credentials(self, credentials: Credentials) -> None:
-        super().validate_credentials(credentials)
-        secret = credentials.api_password.reveal()
-        # The token travels verbatim in a header: a pasted space or line break would make the
-        # HTTP library refuse it with the header value, i.e. the token, in its error message.
-        if any(c.isspace() for c in secret) or not secret.isascii():
+        super().validate_credentials(credentials)  # no control characters, nothing outside Latin-1
+        # GitLab tokens are plain ASCII without spaces: a space means a pasting accident. The
+        # revealed token is not kept in a local variable (error reporters record the locals
+        # of every frame an exception passes through).
+        if not _plain_token(credentials.api_password.reveal()):
             raise InvalidCredentialsError(
                 "a GitLab token cannot contain spaces, line breaks or non-ASCII characters",
                 hint="copy the token again from GitLab (Edit profile > Access tokens)",
@@ -109,6 +127,11 @@ class GitLabTrackerType(TrackerType):
         adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        # No redirect is followed: python-gitlab lets requests follow them, and requests keeps
+        # the PRIVATE-TOKEN header (it drops only Authorization) and re-POSTs the issue on a
+        # 307. With max_redirects 0, requests raises TooManyRedirects before it sends anything
+        # to the new address.
+        session.max_redirects = 0
         return BoundedGitlab(
             instance_url(tracker),
             private_token=credentials.api_password.reveal(),
@@ -120,15 +143,18 @@ class GitLabTrackerType(TrackerType):
         )
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:
-        client.auth()  # GET /api/v4/user
-        user = client.user
-        email = getattr(user, "email", None) or getattr(user, "public_email", None)
-        user_id = getattr(user, "id", None)
+        # GET /api/v4/user. Gitlab.auth() would do the same and also store the user on the
+        # client, which is shared between threads.
+        data = client.http_get("/user")
+        login = data.get("username") if isinstance(data, dict) else None
+        if not isinstance(login, str) or not login:
+            raise _not_gitlab()  # a wrong URL that serves some other JSON (or none)
+        user_id = data.get("id")
         return Identity(
-            login=str(user.username),
-            name=getattr(user, "name", None) or None,
-            email=email or None,
-            id=str(user_id) if user_id is not None else None,
+            login=login,
+            name=_str_or_none(data.get("name")),
+            email=_str_or_none(data.get("email")) or _str_or_none(data.get("public_email")),
+            id=str(user_id) if isinstance(user_id, int) else None,
         )
 
     def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
@@ -138,11 +164,8 @@ class GitLabTrackerType(TrackerType):
         # which tripled the client-side cost of a warm report.
         data = client.http_post(f"/projects/{_project_ref(tracker)}/issues", post_data=attributes)
         iid = data.get("iid") if isinstance(data, dict) else None
-        if not isinstance(iid, int):
-            raise ConfigurationError(
-                f"tracker {tracker.label}: GitLab's answer to filing an issue had no issue number",
-                hint="check that api_url is the GitLab instance",
-            )
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            raise _not_gitlab()  # GitLab always answers with the new issue's iid
         web_url = data.get("web_url")
         url = web_url if isinstance(web_url, str) and web_url else f"{tracker.url}/-/issues/{iid}"
         return ReportedIssue(id=str(iid), url=url)
@@ -150,9 +173,12 @@ class GitLabTrackerType(TrackerType):
     def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
         if not issue_id.isascii() or not issue_id.isdigit():
             raise InvalidInputError(f"{issue_id!r} is not a GitLab issue number (its iid, as in #12)")
-        client.http_post(
+        data = client.http_post(
             f"/projects/{_project_ref(tracker)}/issues/{int(issue_id)}/notes", post_data={"body": text}
         )
+        note_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(note_id, int) or isinstance(note_id, bool):
+            raise _not_gitlab()  # GitLab answers with the new note, id included
 
     def issue_attributes(self, tracker: Tracker, draft: IssueDraft) -> dict[str, Any]:
         """The attributes of the create-issue request for ``draft`` on ``tracker``."""
@@ -182,6 +208,8 @@ class GitLabTrackerType(TrackerType):
 
     # -- errors ------------------------------------------------------------------------------
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        if isinstance(exc, GitLabAnswerError):
+            return exc.failure
         gitlab_exceptions = sys.modules.get("gitlab.exceptions")
         if gitlab_exceptions is not None and isinstance(exc, gitlab_exceptions.GitlabError):
             return _gitlab_failure(exc, gitlab_exceptions)
@@ -301,6 +329,14 @@ def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
     return labels
 
 
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _plain_token(text: str) -> bool:
+    return text.isascii() and not any(c.isspace() for c in text)
+
+
 def _phrase(status: int) -> str:
     try:
         return http.HTTPStatus(status).phrase
@@ -340,17 +376,15 @@ def _gitlab_words(data: dict[str, Any] | None) -> str:
 
 
 def _gitlab_failure(exc: Any, exceptions: Any) -> TrackerFailure:
-    if isinstance(exc, exceptions.RedirectError):
-        return TrackerFailure(
-            "not_found",
-            "GitLab redirected the request, which would turn a POST into a GET; configure the"
-            " instance's canonical https:// URL",
-        )
+    if isinstance(exc, exceptions.RedirectError):  # not raised: redirects are refused first
+        return TrackerFailure("not_found", REDIRECT_DETAIL)
     if isinstance(exc, exceptions.GitlabParsingError):
-        return TrackerFailure("not_found", "the answer was not GitLab's JSON; is api_url the GitLab instance?")
+        return TrackerFailure("not_found", NOT_GITLAB_DETAIL)
     status = exc.response_code
     if not isinstance(status, int):
         return TrackerFailure("request", f"GitLab refused the request ({type(exc).__name__})")
+    if 300 <= status < 400:  # a 3xx without a Location requests could follow
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status)
     data = _json_body(exc.response_body)
     text = f"HTTP {status} {_phrase(status)}".rstrip()
     if status == 401:
@@ -392,6 +426,12 @@ def _network_failure(exc: BaseException) -> TrackerFailure | None:
     requests_exceptions = sys.modules.get("requests.exceptions")
     if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
         return None
+    if isinstance(exc, requests_exceptions.TooManyRedirects):  # max_redirects is 0: any redirect
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status if isinstance(status, int) else None)
+    if isinstance(exc, json.JSONDecodeError):  # requests' JSONDecodeError is a RequestException too
+        return TrackerFailure("not_found", NOT_GITLAB_DETAIL)
     if isinstance(exc, requests_exceptions.SSLError):
         return TrackerFailure(
             "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
