@@ -6,6 +6,14 @@ protocol instead. Trackers' bot passwords are sealed at rest exactly like person
 to ``(tenant, tracker id, field)``. Its administration methods mirror
 :class:`~tokenproviders.directory.MemoryDirectory` (adding a member or tracker creates its
 tenant). Obtain it as ``SQLiteDatabase(...).directory``.
+
+Listing trackers (``trackers_of``, ``list_trackers``) opens no secret: a tracker's bot password
+is a :class:`SealedBotSecret`, which keeps the sealed blob and opens it when the value is first
+needed (a client is built, credentials are compared). One unreadable blob (a missing or wrong
+key, a damaged or moved blob) so fails only where that tracker's bot credentials are used, with
+a :class:`~tokenproviders.errors.SecretUnreadableError` naming the tracker; every other tracker
+of the tenant, ``trackers_for`` and storing personal tokens keep working, and the tracker's bot
+credentials can be set again. ``get_tracker`` opens the secret at once.
 """
 
 from __future__ import annotations
@@ -16,12 +24,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from ..crypto import AssociatedData
+from ..crypto import AssociatedData, KeyRing
 from ..errors import InvalidInputError, SecretUnreadableError, UnknownTrackerError
-from ..model import Credentials, Tracker, check_tenant_id, check_user_id
+from ..model import Credentials, Secret, Tracker, check_tenant_id, check_user_id
 from ._sqlite_base import SQLiteCore, to_db_time
 
-__all__ = ["SQLiteDirectory", "bot_aad"]
+__all__ = ["SQLiteDirectory", "SealedBotSecret", "bot_aad"]
 
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
@@ -33,6 +41,52 @@ _TRACKER_COLUMNS: Final = (
 def bot_aad(tenant: str, tracker_id: str) -> AssociatedData:
     """What a tracker's sealed bot ``api_password`` is bound to."""
     return AssociatedData.for_bot(tenant=tenant, tracker=tracker_id, field="api_password")
+
+
+def _open_bot_secret(keyring: KeyRing, blob: bytes, tenant: str, tracker_id: str) -> Secret:
+    try:
+        return keyring.open_secret(blob, bot_aad(tenant, tracker_id))
+    except SecretUnreadableError as exc:
+        raise SecretUnreadableError(
+            f"the bot credentials of tracker {tenant}/{tracker_id} cannot be opened: {exc.message}",
+            hint=f"{exc.hint}; or set the tracker's bot credentials again" if exc.hint else (
+                "set the tracker's bot credentials again"
+            ),
+            key_id=exc.key_id,
+        ) from None
+
+
+class SealedBotSecret(Secret):
+    """A tracker's bot password as listed by :class:`SQLiteDirectory`: the sealed blob, opened
+    the first time the value is needed (``reveal()``, ``bool()``, ``==``).
+
+    It is a :class:`~tokenproviders.model.Secret` in every respect (masked ``repr``, no
+    pickling); opening it raises :class:`~tokenproviders.errors.SecretUnreadableError` naming
+    the tracker if the blob cannot be opened, each time it is asked for.
+    """
+
+    __slots__ = ("_blob", "_keyring", "_opened", "_tenant", "_tracker_id")
+    _blob: bytes
+    _keyring: KeyRing
+    _opened: Secret | None
+    _tenant: str
+    _tracker_id: str
+
+    def __init__(self, keyring: KeyRing, blob: bytes, tenant: str, tracker_id: str) -> None:
+        object.__setattr__(self, "_keyring", keyring)
+        object.__setattr__(self, "_blob", blob)
+        object.__setattr__(self, "_tenant", tenant)
+        object.__setattr__(self, "_tracker_id", tracker_id)
+        object.__setattr__(self, "_opened", None)
+
+    @property
+    def _value(self) -> str:  # type: ignore[override]
+        # Secret reads ``self._value`` (reveal, bool, ==): this property shadows its slot.
+        opened: Secret | None = object.__getattribute__(self, "_opened")
+        if opened is None:
+            opened = _open_bot_secret(self._keyring, self._blob, self._tenant, self._tracker_id)
+            object.__setattr__(self, "_opened", opened)
+        return opened.reveal()
 
 
 class SQLiteDirectory:
@@ -52,18 +106,15 @@ class SQLiteDirectory:
         rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))  # noqa: S608 - constant SQL, values bound
         return tuple(self._tracker(row) for row in rows)
 
-    def _tracker(self, row: Sequence[Any]) -> Tracker:
+    def _tracker(self, row: Sequence[Any], *, open_now: bool = False) -> Tracker:
         tenant, tracker_id = row[0], row[1]
         credentials = None
         if row[10] is not None:
-            try:
-                secret = self._core.keyring.open_secret(row[10], bot_aad(tenant, tracker_id))
-            except SecretUnreadableError as exc:
-                raise SecretUnreadableError(
-                    f"the bot credentials of tracker {tenant}/{tracker_id} cannot be opened: {exc.message}",
-                    hint=f"{exc.hint}; or set the tracker's bot credentials again",
-                    key_id=exc.key_id,
-                ) from None
+            secret: Secret
+            if open_now:
+                secret = _open_bot_secret(self._core.keyring, row[10], tenant, tracker_id)
+            else:
+                secret = SealedBotSecret(self._core.keyring, row[10], tenant, tracker_id)
             credentials = Credentials(secret, row[9])
         return Tracker(
             tenant=tenant,
@@ -272,7 +323,7 @@ class SQLiteDirectory:
             raise UnknownTrackerError(
                 f"tenant {tenant!r} has no tracker {tracker_id!r} (its trackers: {known or 'none'})"
             )
-        return self._tracker(row)
+        return self._tracker(row, open_now=True)
 
     def list_trackers(self, tenant: str | None = None) -> list[Tracker]:
         """Trackers of ``tenant`` (every tenant's if ``None``), ordered by tenant and id."""
