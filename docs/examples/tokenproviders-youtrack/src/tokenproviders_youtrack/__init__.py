@@ -137,7 +137,11 @@ class YouTrackType(TrackerType):
     # [start classify]
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
         if isinstance(exc, RedirectRefused):
-            return TrackerFailure("not_found", f"{exc}, a redirect: give the URL YouTrack serves", exc.status)
+            return TrackerFailure(
+                "not_found",
+                "the tracker answered with a redirect to another address; set base_url/api_url to the final address",
+                exc.status,
+            )
         return super().classify_error(exc)  # requests' errors, by status code
 
     # [end classify]
