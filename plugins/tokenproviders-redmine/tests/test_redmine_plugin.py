@@ -359,7 +359,7 @@ def html_server() -> Iterator[str]:
 
 def test_a_site_that_is_not_redmine_is_a_url_error(make_world: Callable[..., Any], html_server: str) -> None:
     w = make_world(html_server)
-    with pytest.raises(TrackerURLError, match="did not answer like Redmine"):
+    with pytest.raises(TrackerURLError, match="the answer was not Redmine's API"):
         w.resolver.verify("carol", w.tracker)
 
 

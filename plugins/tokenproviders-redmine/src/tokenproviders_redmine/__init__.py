@@ -49,11 +49,28 @@ from tokenproviders import (
     normalize_url,
 )
 
-__all__ = ["RedmineTrackerType", "tokenproviders_register_tracker_types"]
+__all__ = ["RedmineAnswerError", "RedmineTrackerType", "tokenproviders_register_tracker_types"]
 
 __version__ = "0.1.0"
 
 _PROJECT_PATH = re.compile(r"^(?P<instance>.*?)/projects/(?P<project>[^/]+)(?:/.*)?$")
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_REDMINE_DETAIL = "the answer was not Redmine's API; check base_url/api_url"
+
+
+class RedmineAnswerError(Exception):
+    """Raised by this plugin when Redmine's answer is not one it can use (JSON without what the
+    call needs): the wrong URL, not the credentials."""
+
+    def __init__(self, failure: TrackerFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.detail)
+
+
+def _not_redmine() -> RedmineAnswerError:
+    return RedmineAnswerError(TrackerFailure("not_found", NOT_REDMINE_DETAIL))
 
 
 def instance_and_project(tracker: Tracker) -> tuple[str, str | None]:
@@ -139,15 +156,22 @@ class RedmineTrackerType(TrackerType):
         return build_redmine(instance, credentials, settings, verify)
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:
-        user = client.user.get("current")  # GET /users/current.json
-        first = getattr(user, "firstname", "") or ""
-        last = getattr(user, "lastname", "") or ""
-        full = f"{first} {last}".strip()
+        try:
+            user = client.user.get("current")  # GET /users/current.json
+        except (KeyError, TypeError, AttributeError):
+            # python-redmine indexes the answer with "user": some other JSON (or none).
+            raise _not_redmine() from None
+        data = user.raw()
+        login, user_id = data.get("login"), data.get("id")
+        if not isinstance(login, str) or not login or not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise _not_redmine()
+        full = " ".join(str(data.get(key) or "") for key in ("firstname", "lastname")).strip()
+        mail = data.get("mail")
         return Identity(
-            login=str(user.login),
+            login=login,
             name=full or None,
-            email=getattr(user, "mail", None),
-            id=str(user.id),
+            email=mail if isinstance(mail, str) and mail else None,
+            id=str(user_id),
         )
 
     def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
@@ -163,13 +187,24 @@ class RedmineTrackerType(TrackerType):
         if priority_id is not None:
             fields["priority_id"] = priority_id
         # One request: POST /projects/{project}/issues.json (python-redmine reads nothing first).
-        issue = client.issue.create(**fields)
+        try:
+            issue = client.issue.create(**fields)
+        except (KeyError, TypeError, AttributeError):
+            # python-redmine indexes the answer with "issue": some other JSON (or none).
+            raise _not_redmine() from None
+        number = issue.raw().get("id")
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise _not_redmine()
         instance, _ = instance_and_project(tracker)
-        return ReportedIssue(id=str(issue.id), url=f"{instance}/issues/{issue.id}")
+        return ReportedIssue(id=str(number), url=f"{instance}/issues/{number}")
 
     def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
         # One request: PUT /issues/{id}.json with the note; Redmine records it as a journal entry.
-        client.issue.update(_issue_number(issue_id), notes=text)
+        answer = client.issue.update(_issue_number(issue_id), notes=text)
+        if answer is not True:
+            # Redmine answers an update with an empty body (204, or 200 on old versions), which
+            # python-redmine returns as True; a JSON body means some other API answered.
+            raise _not_redmine()
 
     def _tracker_id(self, tracker: Tracker, issue_type: str | None) -> int | None:
         if issue_type is None or not issue_type.strip():
@@ -189,9 +224,16 @@ class RedmineTrackerType(TrackerType):
 
     # -- errors ----------------------------------------------------------------------------
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
+        if isinstance(exc, RedmineAnswerError):
+            return exc.failure
         exceptions = sys.modules.get("redminelib.exceptions")
         if exceptions is not None and isinstance(exc, exceptions.BaseRedmineError):
             return _classify_redmine(exc, exceptions)
+        requests_exceptions = sys.modules.get("requests.exceptions")
+        if requests_exceptions is not None and isinstance(exc, requests_exceptions.TooManyRedirects):
+            # Not raised (the engine follows no redirect); mapped in case a request ever is.
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            return TrackerFailure("not_found", REDIRECT_DETAIL, status if isinstance(status, int) else None)
         return super().classify_error(exc)
 
 
@@ -211,11 +253,7 @@ def _classify_redmine(exc: BaseException, exceptions: Any) -> TrackerFailure:
     if isinstance(exc, exceptions.UnknownError):
         status = getattr(exc, "status_code", None)
         if isinstance(status, int) and 300 <= status < 400:
-            return TrackerFailure(
-                "not_found",
-                f"HTTP {status}: a redirect (give the URL Redmine really serves: scheme, host and sub-path)",
-                status,
-            )
+            return TrackerFailure("not_found", REDIRECT_DETAIL, status)
         if isinstance(status, int):
             failure = classify_http_status(status)
             if failure is not None:
@@ -225,11 +263,7 @@ def _classify_redmine(exc: BaseException, exceptions: Any) -> TrackerFailure:
         # Redmine's own validation messages ("Subject cannot be blank"): no secrets in them.
         return TrackerFailure("request", f"HTTP 422: {exc}", 422)
     if isinstance(exc, (exceptions.JSONDecodeError, exceptions.HTTPProtocolError)):
-        return TrackerFailure(
-            "not_found",
-            "the URL did not answer like Redmine's REST API (is it the Redmine instance URL, with"
-            " the right http/https scheme?)",
-        )
+        return TrackerFailure("not_found", NOT_REDMINE_DETAIL)
     if isinstance(exc, exceptions.ConflictError):
         return TrackerFailure("request", "HTTP 409: the issue changed meanwhile", 409)
     if isinstance(exc, exceptions.RequestEntityTooLargeError):

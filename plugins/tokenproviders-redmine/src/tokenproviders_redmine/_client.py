@@ -66,8 +66,8 @@ class BoundedEngine(SyncEngine):  # type: ignore[misc]  # python-redmine ships n
         kwargs: dict[str, Any] = SyncEngine.construct_request_kwargs(method, headers, params, data)
         kwargs["timeout"] = self.timeout
         # requests drops only the Authorization header on a redirect to another host; the
-        # X-Redmine-API-Key header would follow it. Redmine's API does not redirect: a redirect
-        # means a wrong URL, and is reported as such.
+        # X-Redmine-API-Key header (and the issue) would follow it. Redmine's API does not
+        # redirect: a 3xx means a wrong URL, and is reported as such (UnknownError with it).
         kwargs["allow_redirects"] = False
         return kwargs
 
