@@ -421,7 +421,7 @@ def test_refused_product_is_a_request_error(world: Any, bugzilla_fake: FakeBugzi
 
 def test_a_site_that_is_not_bugzilla_is_a_url_error(make_world: Callable[..., Any], html_server: str) -> None:
     w = make_world(html_server)
-    with pytest.raises(TrackerURLError, match="did not answer like Bugzilla"):
+    with pytest.raises(TrackerURLError, match="the answer was not Bugzilla's API; check base_url/api_url"):
         w.resolver.verify("carol", w.tracker)
 
 
@@ -468,6 +468,7 @@ def test_a_redirect_is_a_url_error_and_the_key_does_not_follow_it(
     make_world: Callable[..., Any], bugzilla_fake: FakeBugzilla, redirecting_server: Callable[[str], str]
 ) -> None:
     w = make_world(redirecting_server(bugzilla_fake.url))
-    with pytest.raises(TrackerURLError, match="did not answer like Bugzilla"):
+    with pytest.raises(TrackerURLError, match="redirect to another address") as info:
         w.resolver.verify("carol", w.tracker)
+    assert info.value.status == 301
     assert bugzilla_fake.requests == []  # nothing, and so no key, followed the redirect

@@ -20,7 +20,9 @@ report's labels; Bugzilla only accepts keywords its administrator defined).
 from __future__ import annotations
 
 import json
+import re
 import sys
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,10 +43,19 @@ from tokenproviders import (
 )
 from tokenproviders.trackertype import FailureKind
 
-__all__ = ["BugzillaTrackerType", "BugzillaAnswerError", "tokenproviders_register_tracker_types"]
+__all__ = [
+    "BugzillaAnswerError",
+    "BugzillaRedirectError",
+    "BugzillaTrackerType",
+    "tokenproviders_register_tracker_types",
+]
 
 __version__ = "0.1.0"
 
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_BUGZILLA_DETAIL = "the answer was not Bugzilla's API; check base_url/api_url"
 _REST_SUFFIXES = ("/rest", "/rest.cgi")
 _ENTRY_POINTS = ("/xmlrpc.cgi", "/jsonrpc.cgi", "/index.cgi", "/show_bug.cgi", "/enter_bug.cgi", "/buglist.cgi")
 
@@ -57,6 +68,7 @@ _CODES: dict[int, tuple[FailureKind, int, str]] = {
     305: ("rejected", 400, "the login token is invalid"),
     306: ("rejected", 400, "the API key is invalid"),
     410: ("rejected", 401, "a login is required and none was accepted"),
+    505: ("rejected", 401, "the request was not logged in"),
     # Something named in the URL does not exist: the URL is wrong, not the key.
     101: ("not_found", 404, "no such bug"),
     32614: ("not_found", 404, "no such REST resource: is the URL a Bugzilla 5 instance?"),
@@ -72,11 +84,25 @@ _CODES: dict[int, tuple[FailureKind, int, str]] = {
 
 
 class BugzillaAnswerError(Exception):
-    """Raised by this plugin when Bugzilla's answer itself says what went wrong."""
+    """Raised by this plugin when Bugzilla's answer itself says what went wrong, or is not an
+    answer Bugzilla gives (some other JSON at the URL)."""
 
     def __init__(self, failure: TrackerFailure) -> None:
         self.failure = failure
         super().__init__(failure.detail)
+
+
+class BugzillaRedirectError(Exception):
+    """The server answered with a redirect, which is never followed; the message is ``HTTP <status>``.
+
+    A plain one-string exception on purpose: python-bugzilla re-raises what its session raises
+    as ``type(e)(message)``.
+    """
+
+
+def not_bugzilla() -> BugzillaAnswerError:
+    """The error for an answer that is not Bugzilla's (a wrong URL serving other JSON)."""
+    return BugzillaAnswerError(TrackerFailure("not_found", NOT_BUGZILLA_DETAIL))
 
 
 def instance_url(tracker: Tracker) -> str:
@@ -172,27 +198,40 @@ class BugzillaTrackerType(TrackerType):
         bug_type = draft.issue_type or _option(tracker, "type")
         if bug_type:
             data["type"] = bug_type
-        bug = client.createbug(data)  # one request: POST /rest/bug
-        return ReportedIssue(id=str(bug.bug_id), url=f"{instance_url(tracker)}/show_bug.cgi?id={bug.bug_id}")
+        try:
+            bug = client.createbug(data)  # one request: POST /rest/bug
+        except (KeyError, TypeError):
+            raise not_bugzilla() from None  # python-bugzilla reads the answer's "id"
+        bug_id = getattr(bug, "bug_id", None)
+        if not isinstance(bug_id, int) or isinstance(bug_id, bool):
+            raise not_bugzilla()
+        return ReportedIssue(id=str(bug_id), url=f"{instance_url(tracker)}/show_bug.cgi?id={bug_id}")
 
     def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
         number = str(issue_id).strip().lstrip("#")
         if not number.isdigit():
             raise InvalidInputError(f"a Bugzilla bug id is a number, not {issue_id!r}")
         # One request: PUT /rest/bug/{id} with {"comment": {"body": ...}} (no bug fetched first).
-        client.update_bugs([int(number)], client.build_update(comment=text))
+        answer = client.update_bugs([int(number)], client.build_update(comment=text))
+        if not isinstance(answer, dict) or not isinstance(answer.get("bugs"), list):
+            raise not_bugzilla()  # Bugzilla answers an update with the list of changed bugs
 
     # -- errors ----------------------------------------------------------------------------
     def classify_error(self, exc: BaseException) -> TrackerFailure | None:
         if isinstance(exc, BugzillaAnswerError):
             return exc.failure
+        if isinstance(exc, BugzillaRedirectError):
+            match = re.fullmatch(r"HTTP ([0-9]{3})", str(exc))
+            return TrackerFailure("not_found", REDIRECT_DETAIL, int(match[1]) if match else None)
         exceptions = sys.modules.get("bugzilla.exceptions")
         if exceptions is not None and isinstance(exc, exceptions.BugzillaError):
-            return classify_bugzilla_code(getattr(exc, "code", None))
+            # python-bugzilla raises it from the JSON error body of a 400, 401 or 404, while
+            # handling the HTTP error: the status is on that one.
+            return failure_for(_status_of(exc.__context__), getattr(exc, "code", None))
         if isinstance(exc, json.JSONDecodeError):
             # python-bugzilla parses every answer as JSON: a page that is not JSON means the URL
             # does not lead to Bugzilla's REST API.
-            return TrackerFailure("not_found", "the URL did not answer like Bugzilla's REST API")
+            return TrackerFailure("not_found", NOT_BUGZILLA_DETAIL)
         return super().classify_error(exc)
 
 
@@ -211,11 +250,42 @@ def classify_bugzilla_code(code: object) -> TrackerFailure:
     return TrackerFailure("request", "Bugzilla refused the request")
 
 
+def failure_for(status: int | None, code: object) -> TrackerFailure:
+    """The failure an error answer means: the HTTP ``status`` and Bugzilla's error ``code``.
+
+    401/403 are rejected credentials and 429/5xx an unavailable tracker whatever the JSON body
+    says (a proxy or a crashing Bugzilla answers with some body too), unless the code is one
+    Bugzilla itself sends with exactly that status (102, "may not see that bug", is a 401 that
+    is not about the key). Other statuses go by the code, since Bugzilla answers an invalid API
+    key with 400 and code 306.
+    """
+    by_code = classify_bugzilla_code(code)
+    if status is None:
+        return by_code
+    known = _CODES.get(code) if isinstance(code, int) and not isinstance(code, bool) else None
+    if status in (401, 403, 429) or status >= 500:
+        if known is not None and known[1] == status:
+            return replace(by_code, status=status)
+        by_status = classify_http_status(status)
+        if by_status is None:  # pragma: no cover - every status here is an error status
+            return by_code
+        suffix = f" (Bugzilla error {code})" if isinstance(code, int) and not isinstance(code, bool) else ""
+        return replace(by_status, detail=f"HTTP {status}{suffix}")
+    return replace(by_code, status=status)
+
+
 def failure_from_answer(status: int, body: object) -> TrackerFailure | None:
     """The failure a raw REST answer (status and decoded body) describes, or ``None`` if it is fine."""
     if isinstance(body, dict) and body.get("error"):
-        return classify_bugzilla_code(body.get("code"))
+        return failure_for(status, body.get("code"))
+    if 300 <= status < 400:
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status)
     return classify_http_status(status)
+
+
+def _status_of(exc: BaseException | None) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 @hookimpl

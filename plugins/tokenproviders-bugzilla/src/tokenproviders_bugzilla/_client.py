@@ -8,12 +8,18 @@ environment variable (default 300 s), read on every request and passed as ``time
 process environment from a library would affect every other client in the host, so instead the
 client gets its own ``requests.Session`` (python-bugzilla's public ``requests_session=``
 argument): :class:`BoundedSession` replaces whatever timeout python-bugzilla passes with the
-tracker's own, mounts a retry policy that never sleeps, and keeps the API key out of URLs where the
-server allows it.
+tracker's own, mounts a retry policy that never sleeps, refuses redirects, and keeps the API key
+out of URLs where the server allows it.
+
+Where it cannot (Bugzilla 5.0), urllib3 writes the URL, key included, into its log records (a
+WARNING for each retry, DEBUG lines for every request): :class:`KeyRedactingFilter` blanks the
+key out of the records of urllib3's loggers.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import bugzilla
@@ -21,14 +27,72 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tokenproviders import ClientSettings, Credentials, Identity, TrackerFailure
+from tokenproviders import ClientSettings, Credentials, Identity
 
-from . import BugzillaAnswerError, failure_from_answer
+from . import BugzillaAnswerError, BugzillaRedirectError, failure_from_answer, not_bugzilla
 
-__all__ = ["BoundedSession", "build_bugzilla", "bounded_retry", "whoami"]
+__all__ = [
+    "BoundedSession",
+    "KeyRedactingFilter",
+    "bounded_retry",
+    "build_bugzilla",
+    "install_log_redaction",
+    "whoami",
+]
 
 KEY_PARAM = "Bugzilla_api_key"
 KEY_HEADER = "X-BUGZILLA-API-KEY"
+
+#: The loggers that write request URLs: urllib3's connection pool (``Retrying (...) ...: /rest/bug?
+#: Bugzilla_api_key=...`` at WARNING, each request line at DEBUG), its retry bookkeeping, and the
+#: modules that name a URL in a warning.
+URL_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "urllib3.connection",
+    "urllib3.response",
+    "urllib3.poolmanager",
+)
+#: Bugzilla's credential parameters (``api_key`` and ``token`` are its short spellings).
+_CREDENTIAL_PARAM = re.compile(
+    r"(?<![A-Za-z0-9_])((?:Bugzilla_)?(?:api_key|token|password)=)[^&#\s'\"]+", re.IGNORECASE
+)
+
+
+class KeyRedactingFilter(logging.Filter):
+    """Replaces the value of Bugzilla's credential query parameters in a log record's message.
+
+    It changes only records whose formatted message holds ``Bugzilla_api_key=``, ``api_key=``,
+    ``Bugzilla_token=`` or ``Bugzilla_password=`` (``token=``, ``password=``) with a value, and
+    never drops a record. The message is formatted first, so a URL inside an argument's ``repr``
+    (an exception, a ``Retry``) is caught too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is left alone
+            return True
+        redacted = _CREDENTIAL_PARAM.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        return True
+
+
+_FILTER = KeyRedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Put :class:`KeyRedactingFilter` on urllib3's URL-writing loggers, once per process.
+
+    A filter on a logger sees the records that logger creates, before any handler (the host's
+    or pytest's) does. Idempotent: a logger that has one keeps only that one.
+    """
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, KeyRedactingFilter) for f in logger.filters):
+            logger.addFilter(_FILTER)
 
 
 def bounded_retry(retries: int) -> Retry:
@@ -58,7 +122,7 @@ class BoundedSession(requests.Session):
     """The ``requests.Session`` one Bugzilla client uses.
 
     * every request gets this client's ``timeout`` (python-bugzilla's own, from the environment
-      or 300 s, is replaced), and follows no redirect;
+      or 300 s, is replaced), and follows no redirect: a 3xx raises :class:`BugzillaRedirectError`;
     * ``connecting`` (while python-bugzilla asks ``GET /rest/version``, which Bugzilla serves
       without login): the API key is not sent at all;
     * ``key_in_header`` (Bugzilla 5.1+): the ``Bugzilla_api_key`` query parameter python-bugzilla
@@ -79,33 +143,42 @@ class BoundedSession(requests.Session):
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["timeout"] = self.timeout
         # requests drops only the Authorization header on a redirect to another host; the key
-        # header would follow it. Bugzilla's REST API does not redirect: a redirect's empty or HTML
-        # body then fails as "not Bugzilla's REST API", a URL error.
+        # (header or query parameter) and the bug would follow it. Bugzilla's REST API does not
+        # redirect: a redirect means the URL is wrong or moved.
         kwargs["allow_redirects"] = False
         params = kwargs.get("params")
         if isinstance(params, dict) and KEY_PARAM in params and (self.connecting or self.key_in_header):
             params = dict(params)
-            key = params.pop(KEY_PARAM)
-            kwargs["params"] = params
             if self.key_in_header:
-                kwargs["headers"] = {**(kwargs.get("headers") or {}), KEY_HEADER: key}
-        return super().request(method, url, *args, **kwargs)
+                kwargs["headers"] = {**(kwargs.get("headers") or {}), KEY_HEADER: params.pop(KEY_PARAM)}
+            else:
+                del params[KEY_PARAM]
+            kwargs["params"] = params
+        response = super().request(method, url, *args, **kwargs)
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise BugzillaRedirectError(f"HTTP {response.status_code}")
+        return response
 
 
 def build_bugzilla(rest_url: str, credentials: Credentials, settings: ClientSettings, verify: bool | str) -> Any:
     """A ``bugzilla.Bugzilla`` on ``rest_url`` with exactly ``credentials``: no ``~/.bugzillarc``,
     no token file. Costs one request (``GET /rest/version``, without the key)."""
+    install_log_redaction()  # on 5.0 the key is in every URL urllib3 logs
     session = BoundedSession(settings.timeout, settings.retries, verify)
-    client = bugzilla.Bugzilla(
-        rest_url,
-        api_key=credentials.api_password.reveal(),
-        use_creds=False,  # never read ~/.bugzillarc or /etc/bugzillarc
-        tokenfile=None,  # never read or write a login-token file shared between identities
-        configpaths=[],
-        force_rest=True,  # with a URL ending in /rest: no probing requests
-        sslverify=verify is not False,
-        requests_session=session,
-    )
+    try:
+        client = bugzilla.Bugzilla(
+            rest_url,
+            api_key=credentials.api_password.reveal(),
+            use_creds=False,  # never read ~/.bugzillarc or /etc/bugzillarc
+            tokenfile=None,  # never read or write a login-token file shared between identities
+            configpaths=[],
+            force_rest=True,  # with a URL ending in /rest: no probing requests
+            sslverify=verify is not False,
+            requests_session=session,
+        )
+    except (KeyError, TypeError):
+        raise not_bugzilla() from None  # GET /rest/version answered without a "version"
     session.connecting = False
     session.key_in_header = (client.bz_ver_major, client.bz_ver_minor) >= (5, 1)
     session.headers["User-Agent"] = f"{settings.user_agent} {client.user_agent}"
@@ -116,15 +189,32 @@ def whoami(client: Any) -> Identity:
     """``GET /rest/whoami`` (Bugzilla 5.1+), the cheapest authenticated call.
 
     python-bugzilla has no public whoami, so this goes through its public requests session.
-    Bugzilla 5.0 has no whoami: the key is then checked with python-bugzilla's ``logged_in``
-    (``GET /rest/user?ids=1``), and the identity's login cannot be told.
+    Bugzilla 5.0 has no whoami: the key is then checked with ``GET /rest/user?ids=1`` (what
+    python-bugzilla's ``logged_in`` asks, which logged-out requests may not), and the identity's
+    login cannot be told.
     """
     session = client.get_requests_session()
+    base = client.url.rstrip("/")
     if not getattr(session, "key_in_header", False):
-        if not client.logged_in:
-            raise BugzillaAnswerError(TrackerFailure("rejected", "Bugzilla says the API key is not logged in", 401))
+        body = _answer(session.get(f"{base}/user", params={"ids": "1", KEY_PARAM: client.api_key}))
+        if not isinstance(body.get("users"), list):
+            raise not_bugzilla()
         return Identity(login="(Bugzilla before 5.1 cannot say who)")
-    response = session.get(f"{client.url.rstrip('/')}/whoami", params={KEY_PARAM: client.api_key})
+    body = _answer(session.get(f"{base}/whoami", params={KEY_PARAM: client.api_key}))
+    login, user_id = body.get("name"), body.get("id")
+    if not isinstance(login, str) or not login:
+        raise not_bugzilla()
+    real_name = body.get("real_name")
+    return Identity(
+        login=login,
+        name=real_name if isinstance(real_name, str) and real_name else None,
+        email=login if "@" in login else None,
+        id=str(user_id) if isinstance(user_id, int) and not isinstance(user_id, bool) else None,
+    )
+
+
+def _answer(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a successful answer, or the error its status and body describe."""
     try:
         body = response.json()
     except ValueError:
@@ -132,11 +222,6 @@ def whoami(client: Any) -> Identity:
     failure = failure_from_answer(response.status_code, body)
     if failure is not None:
         raise BugzillaAnswerError(failure)
-    if not isinstance(body, dict) or "name" not in body:
-        raise BugzillaAnswerError(TrackerFailure("not_found", "the URL did not answer like Bugzilla's REST API"))
-    return Identity(
-        login=str(body["name"]),
-        name=str(body.get("real_name") or "") or None,
-        email=str(body["name"]) if "@" in str(body["name"]) else None,
-        id=str(body["id"]) if body.get("id") is not None else None,
-    )
+    if not isinstance(body, dict):
+        raise not_bugzilla()
+    return body
