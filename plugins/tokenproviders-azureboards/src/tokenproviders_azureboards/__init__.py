@@ -57,6 +57,10 @@ __version__ = "0.1.0"
 API_VERSION = "7.1"
 #: The work-item comments API exists only as a preview.
 COMMENTS_API_VERSION = "7.1-preview.4"
+REDIRECT_DETAIL = (
+    "the tracker answered with a redirect to another address; set base_url/api_url to the final address"
+)
+NOT_AZURE_DETAIL = "the answer was not Azure DevOps' API; check base_url/api_url"
 
 
 class AzureBoardsError(Exception):

@@ -1,9 +1,11 @@
 """The small Azure Boards REST client: one ``requests.Session`` per credentials, bounded.
 
 Imported only from :meth:`AzureBoardsTrackerType.build_client`. Every call passes the tracker's
-timeout, follows no redirect (a redirect to a sign-in page must not be followed with the token),
-and checks that the answer is JSON: Azure DevOps answers some unaccepted tokens with 203 and an
-HTML sign-in page, which a client that only checks ``response.ok`` would take for success.
+timeout, follows no redirect (``allow_redirects=False``: requests would send the token and the
+work item to whatever server a redirect names), and checks that the answer is JSON with what the
+call needs: Azure DevOps answers some unaccepted tokens with 203 and an HTML sign-in page, which a
+client that only checks ``response.ok`` would take for success, and a wrong URL may serve some
+other JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib3.util.retry import Retry
 
 from tokenproviders import ClientSettings, Credentials, Identity, TrackerFailure, classify_http_status
 
-from . import API_VERSION, COMMENTS_API_VERSION, AzureBoardsError
+from . import API_VERSION, COMMENTS_API_VERSION, NOT_AZURE_DETAIL, REDIRECT_DETAIL, AzureBoardsError
 
 __all__ = ["AzureBoardsClient", "bounded_retry"]
 
@@ -57,9 +59,7 @@ def _failure(response: requests.Response) -> TrackerFailure | None:
         location = response.headers.get("Location", "").lower()
         if any(hint in location for hint in _SIGN_IN_HINTS):
             return TrackerFailure("rejected", f"HTTP {status}: a redirect to the sign-in page", status)
-        return TrackerFailure(
-            "not_found", f"HTTP {status}: a redirect elsewhere (is the URL the organization's project?)", status
-        )
+        return TrackerFailure("not_found", REDIRECT_DETAIL, status)
     if status == 203:
         # Azure DevOps' answer to a token it does not accept: a sign-in page instead of 401.
         return TrackerFailure("rejected", "HTTP 203 with a sign-in page instead of JSON", 203)
@@ -74,8 +74,16 @@ def _failure(response: requests.Response) -> TrackerFailure | None:
                 type_key = f" ({body['typeKey']})"
         return classify_http_status(status, f"HTTP {status}{type_key}")
     if 200 <= status < 300 and content_type not in ("application/json", ""):
-        return TrackerFailure("not_found", f"HTTP {status} with {content_type or 'no'} content, not JSON", status)
+        return TrackerFailure("not_found", f"{NOT_AZURE_DETAIL} (HTTP {status} with {content_type} content)", status)
     return None
+
+
+def _not_azure() -> AzureBoardsError:
+    return AzureBoardsError(TrackerFailure("not_found", NOT_AZURE_DETAIL))
+
+
+def _has_int(data: Any, key: str) -> bool:
+    return isinstance(data, dict) and isinstance(data.get(key), int) and not isinstance(data.get(key), bool)
 
 
 class AzureBoardsClient:
@@ -106,9 +114,7 @@ class AzureBoardsClient:
         try:
             return response.json()
         except ValueError:
-            raise AzureBoardsError(
-                TrackerFailure("not_found", "the answer was not JSON: is the URL an Azure DevOps project?")
-            ) from None
+            raise _not_azure() from None
 
     def project_url(self, project: str) -> str:
         return f"{self.organization_url}/{quote(project, safe='')}"
@@ -119,19 +125,24 @@ class AzureBoardsClient:
         data = self.call("GET", f"{self.organization_url}/_apis/connectionData")
         user = data.get("authenticatedUser") if isinstance(data, dict) else None
         if not isinstance(user, dict):
-            raise AzureBoardsError(TrackerFailure("not_found", "connectionData without an authenticated user"))
+            raise _not_azure()  # connectionData always names the authenticated user
         descriptor = str(user.get("descriptor") or "")
         if "anonymous" in descriptor.lower():
             # Some deployments answer an unauthenticated connectionData with the anonymous identity.
             raise AzureBoardsError(TrackerFailure("rejected", "the token authenticated nobody (anonymous)", 401))
-        account = user.get("properties", {}).get("Account", {}).get("$value")
+        properties = user.get("properties")
+        account_property = properties.get("Account") if isinstance(properties, dict) else None
+        account = account_property.get("$value") if isinstance(account_property, dict) else None
         display = user.get("providerDisplayName") or user.get("customDisplayName")
-        login = str(account or display or user.get("id") or "")
+        user_id = user.get("id")
+        login = next((v for v in (account, display, user_id) if isinstance(v, str) and v), None)
+        if login is None:
+            raise _not_azure()
         return Identity(
             login=login,
-            name=str(display) if display else None,
+            name=display if isinstance(display, str) and display else None,
             email=login if "@" in login else None,
-            id=str(user["id"]) if user.get("id") else None,
+            id=user_id if isinstance(user_id, str) and user_id else None,
         )
 
     def create_work_item(self, project: str, work_item_type: str, fields: dict[str, str]) -> tuple[int, str]:
@@ -145,16 +156,22 @@ class AzureBoardsClient:
             data=json.dumps(patch),
             headers={"Content-Type": _PATCH},
         )
-        item_id = int(data["id"])
-        html = data.get("_links", {}).get("html", {}).get("href")
+        if not _has_int(data, "id"):
+            raise _not_azure()  # Azure answers with the new work item, id included
+        item_id: int = data["id"]
+        links = data.get("_links")
+        html_link = links.get("html") if isinstance(links, dict) else None
+        html = html_link.get("href") if isinstance(html_link, dict) else None
         web = html if isinstance(html, str) and html else f"{self.project_url(project)}/_workitems/edit/{item_id}"
         return item_id, web
 
     def add_comment(self, project: str, work_item_id: int, html: str) -> None:
         """``POST .../_apis/wit/workItems/{id}/comments`` (a preview API): one request."""
-        self.call(
+        data = self.call(
             "POST",
             f"{self.project_url(project)}/_apis/wit/workItems/{work_item_id}/comments",
             params={"api-version": COMMENTS_API_VERSION},
             json={"text": html},
         )
+        if not _has_int(data, "id"):
+            raise _not_azure()  # Azure answers with the new comment, id included
