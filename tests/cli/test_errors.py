@@ -311,12 +311,27 @@ def test_truncated_database_file(world: CLI) -> None:
 
 
 # -- --debug never shows a secret ---------------------------------------------------------------
-def test_unexpected_errors_are_one_line_and_never_show_a_secret(world: CLI) -> None:
+def test_a_library_exception_is_mapped_and_never_shows_a_secret(world: CLI) -> None:
     world.ok("trackers", "add", "acme", "leaky", "--type", "leaky", "--url", "https://leaky.example.com",
              "--bot-username", "bot", "--bot-password-stdin", input="bot-secret-token")
-    line = world.fails(ExitCode.ERROR, "verify", "bob", "acme", "leaky")
-    assert "bot-secret-token" not in line and "**********" in line
+    line = world.fails(ExitCode.TRACKER_REFUSED, "verify", "bob", "acme", "leaky")
+    assert "bot-secret-token" not in line and "ValueError" in line
     result = world("--debug", "verify", "bob", "acme", "leaky")
+    assert result.exit_code == ExitCode.TRACKER_REFUSED
+    assert "Traceback" in result.stderr and "bot-secret-token" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_unexpected_errors_are_one_line_and_never_show_a_secret(world: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenproviders.cli import _acting
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("cannot show bot-secret-token")
+
+    monkeypatch.setattr(_acting, "resolution_table", broken)
+    line = world.fails(ExitCode.ERROR, "resolve", "bob", "acme", "main")
+    assert "bot-secret-token" not in line and "**********" in line and "this is a bug" in line
+    result = world("--debug", "resolve", "bob", "acme", "main")
     assert result.exit_code == ExitCode.ERROR
     assert "Traceback" in result.stderr and "ValueError" in result.stderr
     assert "bot-secret-token" not in result.output
