@@ -266,6 +266,60 @@ def test_prompt_refuses_a_non_terminal_stdin(run_cli: Callable[..., Completed]) 
         assert "--bot-password-stdin" in one_error_line(result.stderr)
 
 
+def _into_a_closed_pipe(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the command with stdout a pipe whose reading end is already closed (``... | true``
+    where ``true`` has exited): its first write to stdout fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "tokenproviders.cli", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, timeout=120)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["tenants", "list", "--json"], ["tenants", "list"], ["audit"], ["--help"], ["tenants", "--help"], ["--version"]],
+)
+def test_a_closed_pipe_ends_the_command_quietly(run_cli: Callable[..., Completed], tmp_path: Path,
+                                                 args: list[str]) -> None:
+    ok(run_cli("init"))
+    ok(run_cli("tenants", "add", *[f"tenant-{n}" for n in range(50)]))
+    result = _into_a_closed_pipe(args, subprocess_env(tmp_path / "data"))
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_closed_pipe_as_a_shell_sees_it(run_cli: Callable[..., Completed], tmp_path: Path) -> None:
+    shell = shutil.which("sh")
+    if shell is None:
+        pytest.skip("no sh")
+    ok(run_cli("init"))
+    ok(run_cli("tenants", "add", *[f"tenant-{n}" for n in range(2000)]))
+    # More than a pipe buffer of output; the subshell reports the command's own exit status.
+    script = f'("{sys.executable}" -m tokenproviders.cli tenants list --json; echo "status $?" >&2) | true'
+    result = subprocess.run([shell, "-c", script], capture_output=True, text=True,
+                            env=subprocess_env(tmp_path / "data"), timeout=120)
+    assert result.stderr == "status 0\n"
+
+
+def test_output_into_a_pipe_has_no_trailing_padding(run_cli: Callable[..., Completed], tmp_path: Path) -> None:
+    ok(run_cli("init"))
+    ok(run_cli("tenants", "add", "acme"))
+    ok(run_cli("tenants", "grant", "acme", "alice"))
+    commands = [["tenants", "list"], ["keys", "status"], ["plugins"]]
+    if "github" in Plugins().tracker_types:
+        ok(run_cli("trackers", "add", "acme", "main", "--type", "github", "--url", "https://github.com/o/r",
+                   "--bot-password-stdin", input=BOT_TOKEN))
+        commands += [["trackers", "--user", "alice"], ["resolve", "alice", "acme", "main"]]
+    for env in ({}, {"COLUMNS": ""}):
+        for args in commands:
+            stdout = ok(run_cli(*args, env=env)).stdout
+            assert stdout.strip(), args
+            padded = [line for line in stdout.splitlines() if line != line.rstrip()]
+            assert not padded, (args, padded)
+
+
 def _setpriv_prefix() -> list[str]:
     """A command prefix under which even root obeys file permissions (root bypasses chmod)."""
     if os.geteuid() != 0:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -67,8 +67,43 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class _StdoutClosed(Exception):
+    """The reader of stdout went away (``| head``, ``| true``): stop quietly."""
+
+
+@contextlib.contextmanager
+def _stdout_closed_on_epipe() -> Iterator[None]:
+    # click's own ``main`` turns EPIPE into exit 1 even with standalone_mode=False, before our
+    # handler sees it; an exception click does not know passes through to ours.
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise _StdoutClosed() from None
+        raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not complain either."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 class RootGroup(AliasedGroup):
-    """Runs the command and turns every failure into one redacted line and an exit code."""
+    """Runs the command and turns every failure into one redacted line and an exit code.
+
+    A closed stdout (the reader of a pipe exited) ends the command quietly with exit code 0.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _stdout_closed_on_epipe():  # --help and --version print while parsing
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _stdout_closed_on_epipe():
+            return super().invoke(ctx)
 
     def main(  # type: ignore[override,unused-ignore]
         self,
@@ -127,12 +162,12 @@ class RootGroup(AliasedGroup):
         except sqlite3.Error as exc:
             self._report(config, exc, f"the database failed: {exc}; check the data directory and its permissions")
             code = ExitCode.STORE_ERROR
+        except _StdoutClosed:
+            _silence_stdout()  # the reader went away (| head): not an error of ours
+            code = ExitCode.OK
         except OSError as exc:
             if exc.errno == errno.EPIPE:
-                # The reader went away (| head): not an error of ours. Point stdout at
-                # /dev/null so the interpreter's final flush does not complain either.
-                with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                _silence_stdout()
                 code = ExitCode.OK
             else:
                 where = f" {exc.filename}" if exc.filename else ""

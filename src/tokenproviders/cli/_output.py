@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any, cast
 
 import click
 from rich.console import Console
@@ -32,15 +33,56 @@ __all__ = [
 SOON_DAYS = 14
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich (13.4+) would exit 1; the root command ends quietly with 0 on EPIPE instead.
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+class _NoTrailingSpaces:
+    """A text stream that drops the spaces rich pads each line of a table with.
+
+    On a terminal the padding is invisible; in a pipe or a file every line of a narrow table
+    would end in spaces up to the console width.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._partial = ""
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if lines:
+            self._stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._stream.write(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+
 def stdout_console() -> Console:
     """A console on the current stdout (looked up now, so click's test runner captures it).
 
-    Output that is not a terminal gets a wide, fixed width so URLs are not cut in pipes and logs.
+    Output that is not a terminal gets a wide, fixed width so URLs are not cut in pipes and
+    logs, and no trailing spaces: a table is as wide as its content, not as the console.
     """
     stream = sys.stdout
     is_terminal = hasattr(stream, "isatty") and stream.isatty()
-    width = None if is_terminal or os.environ.get("COLUMNS") else 200
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    if is_terminal:
+        return _Console(file=stream, highlight=False, soft_wrap=False)
+    width = None if os.environ.get("COLUMNS") else 200
+    return _Console(file=cast(IO[str], _NoTrailingSpaces(stream)), width=width, highlight=False, soft_wrap=False)
 
 
 def table(title: str | None, *columns: str) -> Table:

@@ -1,6 +1,7 @@
 """The exit codes of the ``tokenproviders`` command, and which error maps onto which.
 
-Scripts may rely on these numbers; they only ever gain new members.
+Scripts may rely on these numbers; they only ever gain new members. A closed pipe on stdout
+(``tokenproviders tenants list | head -1``) is not a failure: the command stops quietly with 0.
 
 ====  ==================  =========================================================================
 code  name                meaning
