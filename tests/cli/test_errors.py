@@ -310,6 +310,85 @@ def test_truncated_database_file(world: CLI) -> None:
     assert "malformed" in line
 
 
+# -- the audit entry of an acting command ------------------------------------------------------
+AUDIT_FAILURE = "the token database failed to record audit entries and last-used times: disk I/O error"
+
+
+@pytest.fixture
+def unflushable(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The database passes the write check, then cannot take the audit entry after the tracker
+    acted (a full disk, a lock held for longer than the store waits)."""
+    from tokenproviders.stores.sqlite import SQLiteDatabase
+
+    def failing_flush(self: SQLiteDatabase) -> None:
+        raise StoreError(AUDIT_FAILURE)
+
+    monkeypatch.setattr(SQLiteDatabase, "flush", failing_flush)
+    return monkeypatch
+
+
+def _warning(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(lines) == 1, stderr
+    assert "Error:" not in stderr and "Traceback" not in stderr
+    return lines[0]
+
+
+def test_a_filed_issue_whose_audit_entry_fails_is_still_printed_with_exit_14(
+    world: CLI, unflushable: pytest.MonkeyPatch
+) -> None:
+    result = world("report", "bob", "acme", "main", "--title", "Crash on save")
+    assert result.exit_code == ExitCode.NOT_AUDITED, (result.exit_code, result.stderr)
+    assert int(ExitCode.NOT_AUDITED) == 14  # documented: scripts rely on the number
+    (issue,) = world.backend.issues.values()
+    assert result.stdout.strip() == f"{TRACKER_URL}/issues/{issue.id}"  # the issue exists: say where
+    warning = _warning(result.stderr)
+    assert f"issue {issue.id} was filed" in warning and AUDIT_FAILURE in warning
+    assert "do not run the command again for this, that would file a second issue" in warning
+
+    result = world("report", "alice", "acme", "main", "--title", "Typo", "--json")
+    assert result.exit_code == ExitCode.NOT_AUDITED
+    assert json.loads(result.stdout)["url"].startswith(TRACKER_URL)
+    assert len(world.backend.issues) == 2
+    _warning(result.stderr)
+
+    # Only flush() was broken here: closing the database wrote the entries after all.
+    unflushable.undo()
+    trail = json.loads(world.ok("audit", "--json").stdout)
+    assert [entry["user"] for entry in trail][:2] == ["alice", "bob"]
+
+
+def test_resolve_and_verify_whose_audit_entry_fails_print_their_result_with_exit_14(
+    world: CLI, unflushable: pytest.MonkeyPatch
+) -> None:
+    for command, printed in (("resolve", "Resolution for bob"), ("verify", "knows bob's credentials as bot-login")):
+        result = world(command, "bob", "acme", "main")
+        assert result.exit_code == ExitCode.NOT_AUDITED, (command, result.stderr)
+        assert printed in result.stdout
+        assert "do not run the command again for this, that would only add another entry" in _warning(result.stderr)
+        result = world(command, "bob", "acme", "main", "--json")
+        assert result.exit_code == ExitCode.NOT_AUDITED
+        json.loads(result.stdout)
+
+
+def test_when_closing_fails_too_the_warning_is_the_only_message(world: CLI, unflushable: pytest.MonkeyPatch) -> None:
+    from tokenproviders.stores.sqlite import SQLiteDatabase
+
+    close = SQLiteDatabase.close
+
+    def failing_close(self: SQLiteDatabase) -> None:
+        close(self)
+        raise StoreError(AUDIT_FAILURE)
+
+    unflushable.setattr(SQLiteDatabase, "close", failing_close)
+    result = world("report", "bob", "acme", "main", "--title", "Crash on save")
+    assert result.exit_code == ExitCode.NOT_AUDITED
+    assert len(world.backend.issues) == 1 and result.stdout.strip().startswith(TRACKER_URL)
+    _warning(result.stderr)
+    # A failure to close after a command that did not act is still an error.
+    world.fails(ExitCode.STORE_ERROR, "tenants", "list")
+
+
 # -- --debug never shows a secret ---------------------------------------------------------------
 def test_a_library_exception_is_mapped_and_never_shows_a_secret(world: CLI) -> None:
     world.ok("trackers", "add", "acme", "leaky", "--type", "leaky", "--url", "https://leaky.example.com",

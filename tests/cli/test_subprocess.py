@@ -333,30 +333,54 @@ def _setpriv_prefix() -> list[str]:
     return prefix
 
 
-def test_read_only_data_directory(run_cli: Callable[..., Completed], tmp_path: Path) -> None:
+@pytest.mark.parametrize("read_only", ["data directory", "database file"])
+def test_read_only_data_directory(
+    run_cli: Callable[..., Completed], github: FakeGitHub, tmp_path: Path, read_only: str
+) -> None:
+    """Nothing is written, and nothing is done: the acting commands stop before they contact the
+    tracker (their audit entry could not be written), instead of filing an issue and then failing."""
     prefix = _setpriv_prefix()
     data = tmp_path / "data"
     ok(run_cli("init"))
     ok(run_cli("tenants", "add", "acme"))
+    ok(run_cli("tenants", "grant", "acme", "alice", "bob"))
+    acting: list[list[str]] = []
+    if "github" in Plugins().tracker_types:
+        ok(run_cli("trackers", "add", "acme", "gh", "--type", "github", "--url", f"{github.url}/octo/widgets",
+                   "--bot-password-stdin", input=BOT_TOKEN))
+        ok(run_cli("token", "set", "alice", github.url, "--all-tenants", "--password-stdin", input=ALICE_TOKEN))
+        acting = [
+            ["report", "bob", "acme", "gh", "--title", "Crash on save"],
+            ["report", "alice", "acme", "gh", "--title", "Crash on save", "--json"],
+            ["verify", "bob", "acme", "gh"],
+            ["verify", "alice", "acme", "gh", "--json"],
+            ["resolve", "alice", "acme", "gh"],
+        ]
+    github.requests.clear()
     before = dump(data / "tokenproviders.sqlite3")
     files = {p: p.stat().st_mode for p in data.iterdir()}
     try:
         for path in files:
-            path.chmod(0o400 if path.name.endswith(".key") else 0o444)
-        data.chmod(0o555)
+            if read_only == "data directory" or path.name.endswith(".sqlite3"):
+                path.chmod(0o400 if path.name.endswith(".key") else 0o444)
+        if read_only == "data directory":
+            data.chmod(0o555)
         env = subprocess_env(data)
-        for args in (["tenants", "add", "globex"], ["tenants", "grant", "acme", "alice"], ["token", "list"]):
+        for args in (["tenants", "add", "globex"], ["tenants", "grant", "acme", "carol"], ["token", "list"], *acting):
             result = subprocess.run([*prefix, sys.executable, "-m", "tokenproviders.cli", *args],
                                     capture_output=True, text=True, env=env, timeout=120)
             if args[-1] == "list" and result.returncode == 0:
                 continue  # reading a read-only database is fine where SQLite allows it
-            assert result.returncode == ExitCode.STORE_ERROR, (args, result.returncode, result.stderr)
+            assert result.returncode == ExitCode.STORE_ERROR, (args, result.returncode, result.stdout, result.stderr)
             assert "readonly" in one_error_line(result.stderr) or "read-only" in result.stderr
-        # init below a read-only directory creates nothing
-        result = subprocess.run([*prefix, sys.executable, "-m", "tokenproviders.cli", "--data-dir", str(data / "sub"),
-                                 "init"], capture_output=True, text=True, env=env, timeout=120)
-        assert result.returncode == ExitCode.STORE_ERROR
-        assert "Permission denied" in one_error_line(result.stderr)
+            assert result.stdout == "", args
+        assert github.issues == {} and github.requests == []  # the tracker was never contacted
+        if read_only == "data directory":
+            # init below a read-only directory creates nothing
+            result = subprocess.run([*prefix, sys.executable, "-m", "tokenproviders.cli", "--data-dir",
+                                     str(data / "sub"), "init"], capture_output=True, text=True, env=env, timeout=120)
+            assert result.returncode == ExitCode.STORE_ERROR
+            assert "Permission denied" in one_error_line(result.stderr)
     finally:
         data.chmod(0o700)
         for path, mode in files.items():

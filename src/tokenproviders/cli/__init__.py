@@ -42,6 +42,8 @@ Exit codes (also in ``tokenproviders --help`` and :mod:`tokenproviders.cli.exit_
 11    store error: database missing, corrupt, locked or read-only
 12    plugin error: tracker type not installed, or plugin broken
 13    conflict: already exists (``init`` over existing data, duplicate id, key in use)
+14    done, but not audited: the command acted (``report`` filed the issue and printed it), then
+      its audit entry could not be written; do not retry, fix the database
 130   interrupted
 ====  =================================================================================
 """

@@ -3,6 +3,13 @@
 ``resolve`` shows which credentials the user would act with and why (secret masked);
 ``verify`` asks the tracker who those credentials belong to; ``report`` files a bug with them
 and prints the issue's URL. Each goes through the resolver, so each lands in the audit trail.
+
+The audit trail is part of what these commands promise, so each checks first that the database
+can be written (exit 11, nothing done, if not) and writes its audit entry before printing its
+result. Should that write still fail after the tracker acted (the disk filled up, another
+process locked the database for longer than the store waits), the result is printed anyway
+with a warning, and the exit code is 14 (``NOT_AUDITED``): the issue exists, and a script that
+retried on a plain failure would file it twice.
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ from typing import IO, Any
 import click
 from rich.table import Table
 
+from ..errors import StoreError
 from ..model import Identity, Resolution, Tracker, check_user_id
-from ._app import cli, pass_session
+from ._app import cli, pass_session, redactor_of
 from ._output import emit_json, format_scope, format_time, masked, stdout_console
 from ._state import Session
+from .exit_codes import ExitCode
 
 __all__ = ["resolve", "verify", "report", "resolution_dict"]
 
@@ -81,6 +90,20 @@ def _tracker(session: Session, tenant: str, tracker_id: str) -> Tracker:
     return session.resolver.tracker(tenant, tracker_id)
 
 
+def _not_audited(failure: StoreError | None, done: str, again: str) -> None:
+    """After the result is printed: warn and exit 14 if the audit entry could not be written."""
+    if failure is None:
+        return
+    redact = redactor_of().redact
+    click.echo(
+        f"Warning: {done}, but its audit entry could not be written ({redact(failure.message)});"
+        f" do not run the command again for this, {again}. Make the database writable;"
+        " the entry is lost if it cannot be written when the command ends.",
+        err=True,
+    )
+    raise click.exceptions.Exit(ExitCode.NOT_AUDITED)
+
+
 @cli.command()
 @click.argument("user")
 @click.argument("tenant")
@@ -90,11 +113,15 @@ def _tracker(session: Session, tenant: str, tracker_id: str) -> Tracker:
 def resolve(session: Session, user: str, tenant: str, tracker_id: str, as_json: bool) -> None:
     """Show which credentials USER would use on TRACKER of TENANT, and why (secret masked)."""
     check_user_id(user)
-    resolution = session.resolver.resolve(user, _tracker(session, tenant, tracker_id))
+    tracker = _tracker(session, tenant, tracker_id)
+    session.require_writable()
+    resolution = session.resolver.resolve(user, tracker)
+    failure = session.flush_audit()
     if as_json:
         emit_json(resolution_dict(resolution))
-        return
-    stdout_console().print(resolution_table(resolution, f"Resolution for {user} on {tenant}/{tracker_id}"))
+    else:
+        stdout_console().print(resolution_table(resolution, f"Resolution for {user} on {tenant}/{tracker_id}"))
+    _not_audited(failure, "the credentials were resolved", "that would only add another entry")
 
 
 @cli.command()
@@ -108,9 +135,11 @@ def verify(session: Session, user: str, tenant: str, tracker_id: str, as_json: b
     check_user_id(user)
     resolver = session.resolver
     tracker = _tracker(session, tenant, tracker_id)
+    session.require_writable()
     session.last_resolution = None
     identity: Identity = resolver.verify(user, tracker)
     resolution = session.last_resolution or resolver.resolve(user, tracker)
+    failure = session.flush_audit()
     if as_json:
         emit_json(
             {
@@ -123,15 +152,16 @@ def verify(session: Session, user: str, tenant: str, tracker_id: str, as_json: b
                 "resolution": resolution_dict(resolution),
             }
         )
-        return
-    who = identity.login + (f" ({identity.name})" if identity.name and identity.name != identity.login else "")
-    stdout_console().print(
-        resolution_table(
-            resolution,
-            f"{tracker.url} knows {user}'s credentials as {who}",
-            {"tracker says": who + (f" <{identity.email}>" if identity.email else "")},
+    else:
+        who = identity.login + (f" ({identity.name})" if identity.name and identity.name != identity.login else "")
+        stdout_console().print(
+            resolution_table(
+                resolution,
+                f"{tracker.url} knows {user}'s credentials as {who}",
+                {"tracker says": who + (f" <{identity.email}>" if identity.email else "")},
+            )
         )
-    )
+    _not_audited(failure, f"{tracker.url} was asked who the credentials belong to", "that would only add another entry")
 
 
 @cli.command()
@@ -159,14 +189,19 @@ def report(
 ) -> None:
     """File a bug on TRACKER of TENANT as USER's resolved identity; print the issue's URL.
 
-    The URL is the only line on stdout; the explanation goes to stderr.
+    The URL is the only line on stdout; the explanation goes to stderr. The database must be
+    writable (checked before the tracker is contacted): every report is audited. Exit code 14
+    means the issue was filed and printed, but its audit entry could not be written: do not
+    run the command again.
     """
     if body is not None and body_file is not None:
         raise click.UsageError("give --body or --body-file, not both")
     text = body_file.read() if body_file is not None else (body or "")
     check_user_id(user)
     tracker = _tracker(session, tenant, tracker_id)
+    session.require_writable()
     issue = session.resolver.report_issue(user, tracker, title, text, labels=labels, issue_type=issue_type)
+    failure = session.flush_audit()
     resolution = issue.resolution
     if as_json:
         emit_json(
@@ -176,8 +211,9 @@ def report(
                 "resolution": resolution_dict(resolution) if resolution else None,
             }
         )
-        return
-    click.echo(issue.url)
-    if resolution is not None:
-        click.echo(f"Filed {issue.id} on {tenant}/{tracker_id} with {_source_words(resolution)}.", err=True)
-        click.echo(f"Why: {resolution.reason}", err=True)
+    else:
+        click.echo(issue.url)
+        if resolution is not None:
+            click.echo(f"Filed {issue.id} on {tenant}/{tracker_id} with {_source_words(resolution)}.", err=True)
+            click.echo(f"Why: {resolution.reason}", err=True)
+    _not_audited(failure, f"issue {issue.id} was filed ({issue.url})", "that would file a second issue")

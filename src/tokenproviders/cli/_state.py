@@ -32,6 +32,8 @@ HOME_ENV = "TOKENPROVIDERS_HOME"
 KEY_FILE_ENV = "TOKENPROVIDERS_KEY_FILE"
 DB_NAME = "tokenproviders.sqlite3"
 KEY_NAME = "tokenproviders.key"
+#: Seconds the write probe waits for another process's write lock (the store waits as long).
+_WRITE_PROBE_TIMEOUT = 30.0
 
 
 def default_data_dir() -> Path:
@@ -202,6 +204,9 @@ class Session:
 
         self.config = config
         self.last_resolution: Resolution | None = None
+        #: Set when the audit entry of what the command did could not be written (and the
+        #: command said so): closing then does not fail a second time on the same entries.
+        self.audit_failure: StoreError | None = None
         self.paths = paths = config.paths()
         if not paths.database.exists():
             raise StoreError(
@@ -250,8 +255,51 @@ class Session:
     def directory(self) -> SQLiteDirectory:
         return self.db.directory
 
+    def require_writable(self) -> None:
+        """Fail now (:class:`StoreError`, exit 11) unless the database accepts a write.
+
+        Commands that act on a tracker call this before contacting it: the audit entry of what
+        they do is written after the tracker answered, and a database that cannot take it must
+        stop the command while nothing has happened yet. The probe is a write statement inside
+        ``BEGIN IMMEDIATE``, rolled back: SQLite checks that the file can be written and that the
+        write lock can be had (waiting as long as the store does), and nothing changes.
+        (``BEGIN IMMEDIATE`` alone succeeds on a read-only WAL database.)
+        """
+        path = self.paths.database
+        try:
+            conn = sqlite3.connect(path, timeout=_WRITE_PROBE_TIMEOUT, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute(f"PRAGMA user_version = {version}")
+            finally:
+                conn.close()  # rolls the probe back
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"the database {path} cannot be written ({exc}), so this command's audit entry could not"
+                " be recorded; nothing was done",
+                hint="make the database file and its directory writable for this user (or wait for the"
+                " process holding its write lock), then run the command again",
+            ) from None
+
+    def flush_audit(self) -> StoreError | None:
+        """Write the buffered audit entries now; return the error instead of raising it.
+
+        The entries stay buffered after a failure, and :meth:`close` tries once more."""
+        try:
+            self.db.flush()
+        except StoreError as exc:
+            self.audit_failure = exc
+            return exc
+        return None
+
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.db.close()
+        except StoreError:
+            if self.audit_failure is None:
+                raise
+            # Already reported with the command's result: the closing flush failed again.
 
 
 def open_session(config: CLIConfig) -> Session:

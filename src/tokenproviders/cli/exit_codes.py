@@ -24,6 +24,9 @@ code  name                meaning
 12    PLUGIN_ERROR        the tracker type's plugin is not installed, or a plugin is broken
 13    CONFLICT            something already exists: ``init`` over existing data, a duplicate
                           tenant or tracker id, a key still in use
+14    NOT_AUDITED         the command acted (``report`` filed the issue; its result is printed), but
+                          its audit entry could not be written afterwards: do not run it again
+                          (that would file a second issue); fix the database, see the warning
 130   INTERRUPTED         interrupted with Ctrl-C
 ====  ==================  =========================================================================
 """
@@ -71,6 +74,7 @@ class ExitCode(enum.IntEnum):
     STORE_ERROR = 11
     PLUGIN_ERROR = 12
     CONFLICT = 13
+    NOT_AUDITED = 14
     INTERRUPTED = 130
 
 
@@ -137,6 +141,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.STORE_ERROR, "database missing, corrupt, locked or read-only"),
         (ExitCode.PLUGIN_ERROR, "tracker type not installed, or plugin broken"),
         (ExitCode.CONFLICT, "already exists (init over data, duplicate id, key in use)"),
+        (ExitCode.NOT_AUDITED, "done (issue filed), but no audit entry: do not retry; fix the database"),
         (ExitCode.INTERRUPTED, "interrupted"),
     )
 )
