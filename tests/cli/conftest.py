@@ -38,6 +38,16 @@ class NeedsUserType(MemoryTrackerType):
     )
 
 
+class TokenOnlyType(MemoryTrackerType):
+    """A memory tracker type whose tokens go alone, without a user name (like GitHub)."""
+
+    name: ClassVar[str] = "tokenonly"
+    title: ClassVar[str] = "Memory tracker with tokens only"
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("api_password", "Personal access token", "the token itself", secret=True),
+    )
+
+
 class LeakyType(MemoryTrackerType):
     """A badly written tracker type whose client library puts the token into its exceptions."""
 
@@ -106,6 +116,7 @@ class CLI:
             extra_plugins=[
                 MemoryTrackerPlugin(self.tracker_type),
                 MemoryTrackerPlugin(NeedsUserType(backend)),
+                MemoryTrackerPlugin(TokenOnlyType(backend)),
                 MemoryTrackerPlugin(LeakyType(backend)),
             ],
             interactive=self.interactive,

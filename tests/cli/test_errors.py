@@ -195,16 +195,48 @@ def test_missing_required_field_for_bot_credentials(world: CLI) -> None:
         "trackers", "add", "acme", "cloud", "--type", "needsuser", "--url", NEEDS_USER_URL, "--bot-password-stdin",
         input="bot-secret-token",
     )
-    assert "E-mail (api_username)" in line and "--bot-username" in line
+    assert "needs a user name (e-mail) with the API token; give it with --bot-username" in line
 
 
 def test_missing_required_field_for_a_personal_token(needs_user: CLI) -> None:
     needs_user.interactive = True  # the check comes before the prompt: nobody types a token in vain
     line = unchanged(needs_user, ExitCode.USAGE, "token", "set", "alice", NEEDS_USER_URL, "--tenant", "acme")
-    assert "E-mail (api_username)" in line and "--username" in line
+    assert "needs a user name (e-mail) with the API token; give it with --username" in line
     assert "API token" not in needs_user.history[-1].stderr.split("Error:")[0]  # no prompt was shown
     needs_user.ok("token", "set", "alice", NEEDS_USER_URL, "--tenant", "acme", "--username", "alice@example.com",
                   "--password-stdin", "--verify", input="alice-secret-with-name")
+
+
+def test_a_user_name_for_a_type_that_takes_none(world: CLI) -> None:
+    world.ok("trackers", "add", "acme", "gh", "--type", "tokenonly", "--url", "https://gh.example.com/o/r",
+             "--bot-password-stdin", input="bot-secret-token")
+    line = unchanged(world, ExitCode.USAGE, "token", "set", "alice", "https://gh.example.com", "--all-tenants",
+                     "--username", "alice", "--password-stdin", input="alice-secret-token")
+    assert line == (
+        "Error: tracker type 'tokenonly' takes no user name, only a personal access token; leave out --username;"
+        " the token is prompted for, or read with --password-stdin"
+    )
+    line = unchanged(world, ExitCode.USAGE, "trackers", "add", "acme", "gh2", "--type", "tokenonly",
+                     "--url", "https://gh.example.com/o/s", "--bot-username", "bot", "--bot-password-stdin",
+                     input="bot-secret-token")
+    assert line.startswith(
+        "Error: bot credentials: tracker type 'tokenonly' takes no user name, only a personal access token;"
+        " leave out --bot-username;"
+    )
+
+
+@pytest.mark.parametrize(("tracker_type", "words"), [("tokenonly", "personal access token"), ("memory", "API token")])
+def test_an_empty_bot_secret_names_the_field_as_the_type_spells_it(world: CLI, tracker_type: str, words: str) -> None:
+    line = unchanged(world, ExitCode.USAGE, "trackers", "add", "acme", "x", "--type", tracker_type,
+                     "--url", "https://x.example.com", "--bot-password-stdin", input="\n")
+    assert line == (
+        f"Error: the {words} for the bot is empty; nothing was stored;"
+        f" pipe the {words} for the bot itself into --bot-password-stdin"
+    )
+    world.interactive = False
+    line = unchanged(world, ExitCode.USAGE, "trackers", "add", "acme", "x", "--type", tracker_type,
+                     "--url", "https://x.example.com")
+    assert f"no hidden prompt for the {words} for the bot; pipe it in with --bot-password-stdin" in line
 
 
 def test_conflicting_bot_options(world: CLI) -> None:

@@ -238,7 +238,7 @@ def test_hidden_prompts_through_a_pseudo_terminal(
     code, shown = run_in_pty(
         ["trackers", "add", "acme", "gh", "--type", "github", "--url", repo, "--verify"],
         env,
-        [("Bot Personal access token:", BOT_TOKEN)],
+        [("Personal access token for the bot:", BOT_TOKEN)],
     )
     assert code == 0, shown
     assert BOT_TOKEN not in shown  # typed, but never echoed

@@ -24,13 +24,22 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from .. import __version__
-from ..errors import InvalidInputError, TokenProvidersError
+from ..errors import InvalidCredentialsError, InvalidInputError, TokenProvidersError
 from ..model import ALL_TENANTS, Secret, check_scope
+from ..trackertype import TrackerType
 from ._redaction import Redactor
 from ._state import HOME_ENV, KEY_FILE_ENV, CLIConfig, Session, open_session
 from .exit_codes import EXIT_CODES_HELP, ExitCode, exit_code_for
 
-__all__ = ["AliasedGroup", "RootGroup", "cli", "pass_session", "read_secret", "scope_from_options"]
+__all__ = [
+    "AliasedGroup",
+    "RootGroup",
+    "cli",
+    "credential_fields_error",
+    "pass_session",
+    "read_secret",
+    "scope_from_options",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -283,15 +292,34 @@ def pass_session(function: Callable[Concatenate[Session, P], R]) -> Callable[P, 
     return wrapper
 
 
+def as_noun(label: str) -> str:
+    """A field label inside a sentence: ``Personal access token`` -> ``personal access token``,
+    while ``API key`` stays as it is."""
+    if label[:2].isalpha() and label[:2].isupper():
+        return label
+    return label[:1].lower() + label[1:]
+
+
+def with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeio' else 'a'} {noun}"
+
+
 def read_secret(
     config: CLIConfig,
     *,
-    prompt: str,
+    label: str,
     from_stdin: bool,
     stdin_flag: str = "--password-stdin",
     username: str | None = None,
+    for_whom: str = "",
 ) -> Secret:
-    """Read a secret from stdin (one line) or a hidden prompt; never from argv."""
+    """Read a secret from stdin (one line) or a hidden prompt; never from argv.
+
+    ``label`` is the tracker type's field label (``Personal access token``); ``for_whom`` is
+    added to the prompt and to messages (``for the bot``).
+    """
+    suffix = f" {for_whom}" if for_whom else ""
+    noun = f"{as_noun(label)}{suffix}"
     if from_stdin:
         data = sys.stdin.read()
         value = data.rstrip("\r\n")
@@ -303,15 +331,48 @@ def read_secret(
     else:
         if not config.stdin_is_interactive():
             raise click.UsageError(
-                f"stdin is not a terminal, so there is no hidden prompt for the {prompt.lower()};"
-                f" pipe it in with {stdin_flag}"
+                f"stdin is not a terminal, so there is no hidden prompt for the {noun}; pipe it in with {stdin_flag}"
             )
-        value = click.prompt(prompt, hide_input=True, err=True)
+        value = click.prompt(f"{label}{suffix}", hide_input=True, err=True)
     if not value or not value.strip():
-        raise InvalidInputError(f"the {prompt.lower()} is empty", hint=f"give a non-empty {prompt.lower()}")
+        how = f"pipe the {noun} itself into {stdin_flag}" if from_stdin else f"type or paste the {noun} at the prompt"
+        raise InvalidInputError(f"the {noun} is empty; nothing was stored", hint=how)
     secret = Secret(value)
     config.redactor.add(secret, username)
     return secret
+
+
+def credential_fields_error(
+    tracker_type: TrackerType,
+    username: str | None,
+    error: InvalidCredentialsError,
+    *,
+    username_flag: str,
+    secret_how: str,
+) -> InvalidCredentialsError:
+    """The tracker type's refusal of the credential fields, said with the command's options.
+
+    The type's own message names fields (``does not take api_username``); on the command line
+    what matters is which option to leave out or add.
+    """
+    user_field = tracker_type.field("api_username")
+    secret_field = tracker_type.field("api_password")
+    secret = as_noun(secret_field.label) if secret_field is not None else "token"
+    if username and user_field is None:
+        return InvalidCredentialsError(
+            f"tracker type {tracker_type.name!r} takes no user name, only {with_article(secret)}",
+            hint=f"leave out {username_flag}; {secret_how}",
+        )
+    if not username and user_field is not None and user_field.required:
+        return InvalidCredentialsError(
+            f"tracker type {tracker_type.name!r} needs a user name ({as_noun(user_field.label)}) with the {secret}",
+            hint=f"give it with {username_flag}; {secret_how}",
+        )
+    return InvalidCredentialsError(
+        error.message,
+        hint=f"{tracker_type.name} takes {tracker_type.describe_fields()}; the user name goes in {username_flag},"
+        f" and {secret_how}",
+    )
 
 
 def scope_from_options(tenant: str | None, all_tenants: bool) -> str:

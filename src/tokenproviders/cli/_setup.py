@@ -17,7 +17,7 @@ import click
 from ..crypto import KEYS_ENV
 from ..errors import InvalidCredentialsError
 from ..model import Credentials, Secret, Tracker, check_tenant_id, check_user_id
-from ._app import AliasedGroup, cli, get_config, pass_session, read_secret
+from ._app import AliasedGroup, cli, credential_fields_error, get_config, pass_session, read_secret
 from ._output import emit_json, join, stdout_console, table
 from ._state import Session, initialise
 from .exit_codes import ConflictError, NotFoundError
@@ -325,16 +325,19 @@ def _bot_credentials(
     try:
         tracker_type.validate_credentials(Credentials(api_password=Secret("placeholder"), api_username=username))
     except InvalidCredentialsError as exc:
-        raise InvalidCredentialsError(
-            f"bot credentials: {exc.message}",
-            hint=f"{tracker_type.name} takes {tracker_type.describe_fields()}; the user name is --bot-username,"
-            " the secret is prompted for or read with --bot-password-stdin",
-        ) from None
+        error = credential_fields_error(
+            tracker_type,
+            username,
+            exc,
+            username_flag="--bot-username",
+            secret_how="the bot's secret is prompted for, or read with --bot-password-stdin",
+        )
+        raise InvalidCredentialsError(f"bot credentials: {error.message}", hint=error.hint) from None
     field = tracker_type.field("api_password")
-    label = f"Bot {field.label if field else 'password'}"
     secret = read_secret(
         get_config(),
-        prompt=label,
+        label=field.label if field else "Password",
+        for_whom="for the bot",
         from_stdin=password_stdin,
         stdin_flag="--bot-password-stdin",
         username=username,

@@ -16,7 +16,15 @@ import click
 from ..errors import InvalidCredentialsError
 from ..model import ALL_TENANTS, Credentials, Secret, TokenInfo, check_user_id
 from ..urls import normalize_url
-from ._app import AliasedGroup, cli, get_config, pass_session, read_secret, scope_from_options
+from ._app import (
+    AliasedGroup,
+    cli,
+    credential_fields_error,
+    get_config,
+    pass_session,
+    read_secret,
+    scope_from_options,
+)
 from ._output import SOON_DAYS, emit_json, expiry_status, expiry_text, format_scope, format_time, stdout_console, table
 from ._state import Session
 from .exit_codes import NotFoundError
@@ -115,15 +123,17 @@ def token_set(
         try:
             tracker_type.validate_credentials(Credentials(api_password=Secret("placeholder"), api_username=username))
         except InvalidCredentialsError as exc:
-            raise InvalidCredentialsError(
-                exc.message,
-                hint=f"{tracker_type.name} takes {tracker_type.describe_fields()}; give the user name with"
-                " --username, the token at the prompt or with --password-stdin",
+            raise credential_fields_error(
+                tracker_type,
+                username,
+                exc,
+                username_flag="--username",
+                secret_how="the token is prompted for, or read with --password-stdin",
             ) from None
     field = targets[0].tracker_type.field("api_password")
     secret = read_secret(
         get_config(),
-        prompt=field.label if field else "Token",
+        label=field.label if field else "Token",
         from_stdin=password_stdin,
         username=username,
     )
