@@ -23,7 +23,8 @@ from click.testing import CliRunner, Result
 from tokenproviders.cli._app import cli as root
 from tokenproviders.cli._commands import cli as _registered  # noqa: F401 - attaches the subcommands
 from tokenproviders.cli._state import CLIConfig
-from tokenproviders.model import Field, Identity, Tracker
+from tokenproviders.errors import ConfigurationError
+from tokenproviders.model import Field, Identity, IssueDraft, ReportedIssue, Tracker
 from tokenproviders.testing.memory_tracker import MemoryTrackerBackend, MemoryTrackerPlugin, MemoryTrackerType
 
 
@@ -46,6 +47,22 @@ class TokenOnlyType(MemoryTrackerType):
     fields: ClassVar[tuple[Field, ...]] = (
         Field("api_password", "Personal access token", "the token itself", secret=True),
     )
+
+
+class NeedsProjectType(MemoryTrackerType):
+    """A memory tracker type that needs the option ``project`` to file an issue (like Jira), and
+    says so in Python terms, as the Jira plugin does."""
+
+    name: ClassVar[str] = "needsproject"
+    title: ClassVar[str] = "Memory tracker that needs a project"
+
+    def report_issue(self, client: Any, tracker: Tracker, draft: IssueDraft) -> ReportedIssue:
+        if not tracker.options.get("project"):
+            raise ConfigurationError(
+                f"tracker {tracker.label} has no project to report into",
+                hint="set the tracker's options={'project': 'KEY'} (the project key, e.g. PROJ)",
+            )
+        return super().report_issue(client, tracker, draft)
 
 
 class LeakyType(MemoryTrackerType):
@@ -117,6 +134,7 @@ class CLI:
                 MemoryTrackerPlugin(self.tracker_type),
                 MemoryTrackerPlugin(NeedsUserType(backend)),
                 MemoryTrackerPlugin(TokenOnlyType(backend)),
+                MemoryTrackerPlugin(NeedsProjectType(backend)),
                 MemoryTrackerPlugin(LeakyType(backend)),
             ],
             interactive=self.interactive,

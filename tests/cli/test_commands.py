@@ -148,6 +148,94 @@ def test_trackers_add_list_remove(world: CLI) -> None:
     world.fails(ExitCode.NOT_FOUND, "trackers", "remove", "acme", "tokens-only")
 
 
+PROJECT_URL = "https://projects.example.org/acme"
+
+
+def test_trackers_add_refuses_options_the_tracker_type_cannot_report_with(world: CLI) -> None:
+    world.interactive = True  # checked before the prompt: nobody types a token in vain
+    before = world.dump()
+    line = world.fails(ExitCode.USAGE, "trackers", "add", "acme", "p", "--type", "needsproject", "--url", PROJECT_URL)
+    assert line == (
+        "Error: tracker type 'needsproject' cannot file issues with these options: tracker 'p' (acme/p) has no"
+        " project to report into; set the option project=KEY (the project key, e.g. PROJ);"
+        " on the command line: -o project=KEY"
+    )
+    assert "options={" not in line and "Personal access token" not in world.history[-1].stderr
+    assert world.dump() == before
+    world.interactive = None
+    world.ok("trackers", "add", "acme", "p", "--type", "needsproject", "--url", PROJECT_URL, "-o", "project=ACME",
+             "--bot-username", "bot", "--bot-password-stdin", input="bot-secret-token")
+    assert world.ok("report", "bob", "acme", "p", "--title", "x").stdout.startswith(PROJECT_URL)
+
+
+def test_trackers_set_option(world: CLI) -> None:
+    world.ok("trackers", "add", "acme", "p", "--type", "needsproject", "--url", PROJECT_URL, "-o", "project=ACME",
+             "-o", "labels=ui", "--bot-username", "bot", "--bot-password-stdin", input="bot-secret-token")
+    result = world.ok("trackers", "set-option", "acme", "p", "project=WEB", "issue_type=Task",
+                      'fields={"components": [{"name": "UI"}]}', "--unset", "labels")
+    assert result.stdout.strip() == (
+        'Updated the options of acme/p: project=WEB issue_type=Task fields={"components": [{"name": "UI"}]}'
+        " --unset labels"
+    )
+    row = json.loads(world.ok("trackers", "list", "--tenant", "acme", "--json").stdout)[1]
+    assert row["options"] == {"project": "WEB", "issue_type": "Task", "fields": {"components": [{"name": "UI"}]}}
+    assert row["bot_username"] == "bot" and row["bot_credentials"] is True  # kept
+    assert json.loads(world.ok("verify", "bob", "acme", "p", "--json").stdout)["identity"]["login"] == "bot-login"
+
+    before = world.dump()
+    line = world.fails(ExitCode.USAGE, "trackers", "set-option", "acme", "p", "--unset", "project")
+    assert line.endswith("on the command line: tokenproviders trackers set-option acme p project=KEY")
+    assert "has no option 'nope'" in world.fails(ExitCode.NOT_FOUND, "trackers", "set-option", "acme", "p",
+                                                 "--unset", "nope")
+    world.fails(ExitCode.USAGE, "trackers", "set-option", "acme", "p")
+    world.fails(ExitCode.USAGE, "trackers", "set-option", "acme", "p", "project=X", "--unset", "project")
+    world.fails(ExitCode.USAGE, "trackers", "set-option", "acme", "p", "novalue")
+    world.fails(ExitCode.NOT_FOUND, "trackers", "set-option", "acme", "nope", "project=X")
+    world.fails(ExitCode.NOT_FOUND, "trackers", "set-option", "nope", "p", "project=X")
+    assert world.dump() == before
+
+
+def test_report_says_how_to_set_a_missing_option_on_the_command_line(world: CLI) -> None:
+    # A tracker added through the library (or before 'trackers add' checked its options).
+    from tokenproviders.model import Credentials, Secret, Tracker
+    from tokenproviders.stores.sqlite import SQLiteDatabase
+
+    with SQLiteDatabase(world.database, KeyRing.from_key_file(world.key_file)) as db:
+        db.directory.add_tracker(Tracker(tenant="acme", id="p", type="needsproject", base_url=PROJECT_URL,
+                                         bot_credentials=Credentials(api_password=Secret("bot-secret-token"),
+                                                                     api_username="bot")))
+    line = world.fails(ExitCode.KEY_ERROR, "report", "bob", "acme", "p", "--title", "x")
+    assert line.endswith(
+        "set the option project=KEY (the project key, e.g. PROJ);"
+        " on the command line: tokenproviders trackers set-option acme p project=KEY"
+    )
+    assert world.backend.issues == {}
+    world.ok("trackers", "set-option", "acme", "p", "project=ACME")
+    world.ok("report", "bob", "acme", "p", "--title", "x")
+
+
+@pytest.mark.parametrize(
+    ("type_name", "url", "given", "asked"),
+    [
+        ("jira", "https://jira.example.com", (), "-o project=KEY"),
+        ("bugzilla", "https://bugzilla.example.com", ("-o", "product=Widgets"),
+         "-o product=PRODUCT -o component=COMPONENT"),
+        ("redmine", "https://redmine.example.com", (), "-o project=PROJECT"),
+        ("azureboards", "https://dev.azure.com/org", (), "-o project=PROJECT"),
+    ],
+)
+def test_installed_tracker_types_refuse_a_tracker_without_its_project(
+    world: CLI, type_name: str, url: str, given: tuple[str, ...], asked: str
+) -> None:
+    if type_name not in plugins_module.Plugins().tracker_types:
+        pytest.skip(f"the {type_name} plugin is not installed")
+    before = world.dump()
+    line = world.fails(ExitCode.USAGE, "trackers", "add", "acme", "t", "--type", type_name, "--url", url, *given,
+                       "--bot-password-stdin", input="bot-secret-token")
+    assert line.endswith(f"on the command line: {asked}") and "options={" not in line, line
+    assert world.dump() == before
+
+
 def test_trackers_add_verify_checks_bot_credentials(world: CLI) -> None:
     result = world.ok(
         "trackers", "add", "acme", "checked", "--type", "memory", "--url", "https://checked.example.org",

@@ -11,7 +11,8 @@ Commands::
     demo                                    personal tokens vs. the bot, against fake trackers
     tenants add|list|members|grant|revoke   tenants and their members
     trackers [--user U]                     all trackers, or U's drop-down of token URLs
-    trackers add|list|set-bot|remove        trackers with bot credentials
+    trackers add|list|set-bot|set-option|remove
+                                            trackers with bot credentials and options
     token set|list|delete                   personal tokens (--tenant T or --all-tenants)
     resolve USER TENANT TRACKER             which credentials, and why (secret masked)
     verify USER TENANT TRACKER              whoami with the resolved credentials

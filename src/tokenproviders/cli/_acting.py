@@ -19,10 +19,11 @@ from typing import IO, Any
 import click
 from rich.table import Table
 
-from ..errors import StoreError
+from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..model import Identity, Resolution, Tracker, check_user_id
 from ._app import cli, pass_session, redactor_of
 from ._output import emit_json, format_scope, format_time, masked, stdout_console
+from ._setup import cli_option_hint
 from ._state import Session
 from .exit_codes import ExitCode
 
@@ -200,7 +201,14 @@ def report(
     check_user_id(user)
     tracker = _tracker(session, tenant, tracker_id)
     session.require_writable()
-    issue = session.resolver.report_issue(user, tracker, title, text, labels=labels, issue_type=issue_type)
+    try:
+        issue = session.resolver.report_issue(user, tracker, title, text, labels=labels, issue_type=issue_type)
+    except (ConfigurationError, InvalidInputError) as exc:
+        # The tracker type's hint about its options is in Python terms; say it in the command's.
+        if type(exc) not in (ConfigurationError, InvalidInputError) or "option" not in exc.hint:
+            raise
+        how = f"on the command line: tokenproviders trackers set-option {tenant} {tracker_id} {{pairs}}"
+        raise type(exc)(exc.message, hint=cli_option_hint(exc.hint, how)) from None
     failure = session.flush_audit()
     resolution = issue.resolution
     if as_json:

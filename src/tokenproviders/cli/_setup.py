@@ -7,22 +7,25 @@ leaves the database untouched.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 import click
 
 from ..crypto import KEYS_ENV
-from ..errors import InvalidCredentialsError
-from ..model import Credentials, Secret, Tracker, check_tenant_id, check_user_id
+from ..errors import ConfigurationError, InvalidCredentialsError, InvalidInputError
+from ..model import Credentials, IssueDraft, Secret, Tracker, check_tenant_id, check_user_id
 from ._app import AliasedGroup, cli, credential_fields_error, get_config, pass_session, read_secret
 from ._output import emit_json, join, stdout_console, table
 from ._state import Session, initialise
 from .exit_codes import ConflictError, NotFoundError
 
-__all__ = ["init", "tenants", "trackers"]
+__all__ = ["init", "tenants", "trackers", "check_tracker_options", "cli_option_hint"]
 
 
 # -- init -----------------------------------------------------------------------------------
@@ -200,6 +203,89 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
                 ) from None
         options[key.strip()] = parsed
     return options
+
+
+class _ProbeReached(BaseException):
+    """The tracker type's ``report_issue`` got past its own checks and reached for the client.
+
+    A ``BaseException``, so a plugin's ``except Exception`` around a client call lets it through."""
+
+
+class _ProbeClient:
+    """Stands in for the client library's client: any use of it ends the option check."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _ProbeReached()
+
+
+_PYTHON_OPTIONS = re.compile(r"options\s*=\s*(\{[^{}]*\})")
+_QUOTED_OPTION = re.compile(r"options?\s+((?:'[A-Za-z_][\w-]*'(?:,\s*|\s+and\s+|\s+or\s+)?)+)")
+
+
+def _options_asked_for(hint: str) -> dict[str, str]:
+    """The options a tracker type's hint asks for, with a placeholder value each: from
+    ``options={'project': 'KEY'}``, or from ``the tracker option 'project'`` / ``options
+    'product' and 'component'`` (placeholder: the name in capitals)."""
+    asked: dict[str, str] = {}
+    for match in _PYTHON_OPTIONS.finditer(hint):
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = ast.literal_eval(match.group(1))
+            if isinstance(value, dict):
+                asked.update({str(k): v if isinstance(v, str) else str(k).upper() for k, v in value.items()})
+    for match in _QUOTED_OPTION.finditer(hint):
+        for name in re.findall(r"'([^']+)'", match.group(1)):
+            asked.setdefault(name, name.upper())
+    return asked
+
+
+def cli_option_hint(hint: str, how: str) -> str:
+    """A tracker type's hint about its options, in the command's terms.
+
+    ``options={'project': 'KEY'}`` becomes ``the option project=KEY``, ``base_url`` ``--url``;
+    then ``how``, with ``{pairs}`` (``project=KEY``) or ``{options}`` (``-o project=KEY``)
+    filled in with the options the hint names.
+    """
+
+    def cli_syntax(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        if not isinstance(value, dict) or not value:
+            return match.group(0)
+        pairs = [f"{key}={item if isinstance(item, str) else json.dumps(item)}" for key, item in value.items()]
+        return ("the option " if len(pairs) == 1 else "the options ") + " ".join(pairs)
+
+    readable = _PYTHON_OPTIONS.sub(cli_syntax, hint).replace("the tracker's the option", "the option")
+    readable = re.sub(r"\bbase_url\b", "--url", re.sub(r"\bapi_url\b", "--api-url", readable))
+    pairs = [f"{name}={value}" for name, value in (_options_asked_for(hint) or {"KEY": "VALUE"}).items()]
+    return f"{readable}; {how.format(pairs=' '.join(pairs), options=' '.join('-o ' + p for p in pairs))}"
+
+
+def check_tracker_options(session: Session, tracker: Tracker, how: str) -> None:
+    """Let the tracker type refuse the tracker's options now rather than at the first report.
+
+    A tracker type has no hook that declares the options it needs: each checks them when it
+    files an issue (Jira's ``project``, Bugzilla's ``product`` and ``component``, the project of
+    Redmine and Azure Boards unless the URL names it). So the type's own ``report_issue`` runs
+    here with a stand-in client that stops it at its first use: no request is made, nothing is
+    filed, and a configuration the type would refuse is refused now, in its own words (exit 2).
+    Anything else the type raises is left for the real report to show.
+    """
+    tracker_type = session.plugins.tracker_type(tracker.type)
+    try:
+        tracker_type.report_issue(_ProbeClient(), tracker, IssueDraft(title="tokenproviders option check"))
+    except _ProbeReached:
+        return
+    except (ConfigurationError, InvalidInputError) as exc:
+        if isinstance(exc, InvalidCredentialsError):
+            return
+        raise InvalidInputError(
+            f"tracker type {tracker_type.name!r} cannot file issues with these options: {exc.message}",
+            hint=cli_option_hint(exc.hint, how),
+        ) from None
+    except Exception:  # noqa: BLE001 - not an answer about the options; the report will say
+        return
 
 
 def _tracker_row(tracker: Tracker) -> dict[str, Any]:
@@ -405,6 +491,7 @@ def trackers_add(
             f"tenant {tenant!r} already has a tracker {tracker_id!r}",
             hint=f"choose another id, or remove it first: tokenproviders trackers remove {tenant} {tracker_id}",
         )
+    check_tracker_options(session, tracker, "on the command line: {options}")
     bot = _bot_credentials(
         session, type_name, username=bot_username, password_stdin=bot_password_stdin, no_bot=no_bot
     )
@@ -447,6 +534,47 @@ def trackers_set_bot(
         click.echo(f"Verified: {tracker.url} accepts the bot credentials as {identity.login}")
     session.directory.update_tracker(updated)
     click.echo(f"{'Removed' if bot is None else 'Updated'} the bot credentials of {tenant}/{tracker_id}")
+
+
+@trackers.command("set-option")
+@click.argument("tenant")
+@click.argument("tracker_id", metavar="ID")
+@click.argument("options", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove this option (repeatable).")
+@pass_session
+def trackers_set_option(
+    session: Session, tenant: str, tracker_id: str, options: tuple[str, ...], unset: tuple[str, ...]
+) -> None:
+    """Set (KEY=VALUE) or remove (--unset KEY) type-specific options of tracker ID in TENANT.
+
+    A VALUE that is a JSON object or array is parsed, as with 'trackers add -o'. The tracker
+    type checks the result as 'trackers add' does; the bot credentials are kept.
+    """
+    _require_tenant(session, tenant)
+    if not options and not unset:
+        raise click.UsageError("give at least one KEY=VALUE to set or --unset KEY to remove")
+    tracker = session.resolver.tracker(tenant, tracker_id)
+    changes = _parse_options(options)
+    both = sorted(set(changes) & set(unset))
+    if both:
+        raise click.UsageError(f"option {both[0]!r} is both set and unset")
+    missing = [key for key in unset if key not in tracker.options]
+    if missing:
+        shown = ", ".join(sorted(tracker.options)) or "none"
+        raise NotFoundError(
+            f"tracker {tenant}/{tracker_id} has no option {missing[0]!r} (options: {shown})",
+            hint=f"see its options with: tokenproviders trackers list --tenant {tenant} --json",
+        )
+    merged = {key: value for key, value in tracker.options.items() if key not in unset}
+    merged.update(changes)
+    updated = dataclasses.replace(tracker, options=merged)
+    check_tracker_options(
+        session, updated, f"on the command line: tokenproviders trackers set-option {tenant} {tracker_id} {{pairs}}"
+    )
+    session.directory.update_tracker(updated)
+    shown = " ".join(f"{key}={v if isinstance(v, str) else json.dumps(v)}" for key, v in changes.items())
+    removed = " ".join(f"--unset {key}" for key in unset)
+    click.echo(f"Updated the options of {tenant}/{tracker_id}: {' '.join(filter(None, (shown, removed)))}")
 
 
 @trackers.command("remove")
