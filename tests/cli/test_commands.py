@@ -236,6 +236,26 @@ def test_installed_tracker_types_refuse_a_tracker_without_its_project(
     assert world.dump() == before
 
 
+def test_ca_bundle_is_stored_as_an_absolute_path(world: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "certs").mkdir()
+    bundle = tmp_path / "certs" / "corporate.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "link.pem").symlink_to(bundle)
+    monkeypatch.chdir(tmp_path)
+    for tracker_id, given in (("a", "certs/corporate.pem"), ("b", "link.pem")):
+        world.ok("trackers", "add", "acme", tracker_id, "--type", "memory", "--url", f"https://{tracker_id}.example.org",
+                 "--no-bot", "--ca-bundle", given)
+    rows = {r["id"]: r for r in json.loads(world.ok("trackers", "list", "--tenant", "acme", "--json").stdout)}
+    assert rows["a"]["ca_bundle"] == str(bundle)
+    assert rows["b"]["ca_bundle"] == str(tmp_path / "link.pem")  # a mounted bundle's link is kept, not resolved
+    before = world.dump()
+    for given in ("missing.pem", "certs"):
+        line = world.fails(ExitCode.USAGE, "trackers", "add", "acme", "c", "--type", "memory",
+                           "--url", "https://c.example.org", "--no-bot", "--ca-bundle", given)
+        assert "--ca-bundle" in line
+    assert world.dump() == before
+
+
 def test_trackers_add_verify_checks_bot_credentials(world: CLI) -> None:
     result = world.ok(
         "trackers", "add", "acme", "checked", "--type", "memory", "--url", "https://checked.example.org",

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -451,7 +452,9 @@ def _bot_credentials(
 )
 @click.option("--no-verify-tls", is_flag=True, help="Do not verify the tracker's TLS certificate.")
 @click.option(
-    "--ca-bundle", type=click.Path(exists=True, dir_okay=False), help="CA bundle for the tracker's TLS certificate."
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    help="CA bundle (PEM file) for the tracker's TLS certificate; stored as an absolute path.",
 )
 @click.option("--verify", is_flag=True, help="Check the bot credentials with the tracker (whoami) before saving.")
 @pass_session
@@ -468,7 +471,7 @@ def trackers_add(
     no_bot: bool,
     options: tuple[str, ...],
     no_verify_tls: bool,
-    ca_bundle: str | None,
+    ca_bundle: Path | None,
     verify: bool,
 ) -> None:
     """Add tracker ID to TENANT, with bot credentials (prompted for, or read from stdin)."""
@@ -484,7 +487,9 @@ def trackers_add(
         name=name,
         options=parsed_options,
         verify_tls=not no_verify_tls,
-        ca_bundle=ca_bundle,
+        # Every later command (and a host reading the same database) runs in another directory.
+        # Symbolic links are kept: a mounted bundle is a link whose target changes on renewal.
+        ca_bundle=str(ca_bundle.absolute()) if ca_bundle is not None else None,
     )
     if any(t.id == tracker_id for t in session.directory.trackers_of(tenant)):
         raise ConflictError(
