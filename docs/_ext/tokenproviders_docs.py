@@ -10,6 +10,8 @@
   replaced by ``plugins/tokenproviders-NAME/README.md`` (its title dropped, links that leave the
   documentation turned into plain text) once that README is written; until then the block's own
   text stays.
+- ``tp-fixtures MODULE``: the pytest fixtures a module exports, documented from the functions
+  pytest wraps (autodoc cannot see through the wrapper).
 - Cross-references written against a defining module (``tokenproviders.model.Resolution``)
   resolve to the public name the API reference documents (``tokenproviders.Resolution``).
 """
@@ -202,6 +204,54 @@ def _fields_table(tracker_type: Any) -> nodes.table:
     return table
 
 
+_YIELDED = re.compile(r"^(?:Iterator|Generator|Iterable)\[(?P<value>.+?)(?:,\s*None,\s*None)?\]$")
+
+
+class FixturesDirective(SphinxDirective):
+    """``.. tp-fixtures:: MODULE``: one entry per pytest fixture in ``MODULE.__all__``.
+
+    autodoc cannot document a fixture (pytest wraps it in an object that is not a function), so
+    each entry is written from the wrapped function: its parameters (the fixtures it uses), the
+    value a test receives (a generator fixture's yielded type) and its docstring.
+    """
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        import importlib
+        import inspect
+
+        from docutils.statemachine import StringList
+        from sphinx.util.docstrings import prepare_docstring
+
+        module = importlib.import_module(self.arguments[0])
+        lines: list[str] = []
+        for name in module.__all__:
+            fixture = getattr(module, name)
+            function = fixture._get_wrapped_function() if hasattr(fixture, "_get_wrapped_function") else fixture
+            function = getattr(function, "__wrapped__", function)
+            signature = inspect.signature(function)
+            params = ", ".join(signature.parameters)
+            returned = signature.return_annotation
+            value = "" if returned is inspect.Signature.empty else str(returned)
+            match = _YIELDED.match(value)
+            value = match["value"] if match else value
+            lines += [
+                f".. py:function:: {name}({params})" + (f" -> {value}" if value else ""),
+                f"   :module: {module.__name__}",
+                "",
+                "   A pytest fixture: a test asks for it by naming it as a parameter.",
+                "",
+            ]
+            doc = prepare_docstring(function.__doc__ or "")
+            _literal_after_summary(None, "function", name, function, None, doc)  # type: ignore[arg-type]
+            lines += [f"   {line}" if line else "" for line in doc]
+            lines.append("")
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source=self.arguments[0]), self.content_offset, container)
+        return list(container.children)
+
+
 def _distribution_of(module: str) -> tuple[str, str] | None:
     """``(distribution, version)`` whose ``tokenproviders`` entry point lives in ``module``'s package."""
     top = module.split(".")[0]
@@ -249,5 +299,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("source-read", _plugin_readmes)
     app.connect("missing-reference", _public_name)
     app.add_directive("tracker-type", TrackerTypeDirective)
+    app.add_directive("tp-fixtures", FixturesDirective)
     app.connect("autodoc-process-docstring", _literal_after_summary)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

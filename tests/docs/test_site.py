@@ -3,6 +3,7 @@ the resolution diagram as a browser renders it."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -42,6 +43,38 @@ def test_every_public_name_is_in_the_api_reference(site: Path) -> None:
     api_page = (site / "reference" / "api.html").read_text(encoding="utf-8")
     for name in tokenproviders.__all__:
         assert f'id="tokenproviders.{name}"' in api_page, name
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "tokenproviders.crypto",
+        "tokenproviders.stores.sqlite",
+        "tokenproviders.testing",
+        "tokenproviders.testing.fakes",
+        "tokenproviders.testing.pytest_plugin",
+    ],
+)
+def test_every_name_of_the_modules_imported_directly_is_in_the_reference(site: Path, module: str) -> None:
+    """Names a reader imports from a module rather than from ``tokenproviders`` itself: the
+    key ring and SQLite store, and the testing kit (contract, fakes, fixtures)."""
+    import tokenproviders.testing
+
+    documented = _inventory(site)
+    imported = importlib.import_module(module)
+
+    def documented_as(name: str) -> bool:
+        if f"{module}.{name}" in documented:
+            return True
+        # tokenproviders.testing.fakes re-exports part of the kit documented under testing.
+        return (
+            module == "tokenproviders.testing.fakes"
+            and f"tokenproviders.testing.{name}" in documented
+            and getattr(imported, name) is getattr(tokenproviders.testing, name)
+        )
+
+    missing = [name for name in imported.__all__ if not documented_as(name)]
+    assert not missing, f"not in the API reference (docs/reference/): {missing}"
 
 
 def test_every_hook_spec_is_documented(site: Path) -> None:
