@@ -143,15 +143,17 @@ class TrackerType(ABC):
                 hint="paste the token again without extra characters",
             )
         # HTTP headers carry Latin-1 at most; anything else fails inside the client library
-        # with an encoding error that holds the whole value.
-        for name, text in (("api_username", username), ("api_password", credentials.api_password.reveal())):
-            try:
-                text.encode("latin-1")
-            except UnicodeEncodeError:
+        # with an encoding error that holds the whole value. (No local here holds the revealed
+        # password: a traceback rendered with locals would show it.)
+        for name, sendable in (
+            ("api_username", _sendable_in_header(username)),
+            ("api_password", _sendable_in_header(credentials.api_password.reveal())),
+        ):
+            if not sendable:
                 raise InvalidCredentialsError(
                     f"the {name} contains characters that cannot travel in an HTTP header",
                     hint="tokens are plain ASCII; paste it again from the tracker",
-                ) from None
+                )
 
     def api_url_trusted(self, tracker: Tracker) -> bool:
         """Whether credentials that match the tracker's URL or service URL may be sent where its
@@ -207,6 +209,14 @@ class TrackerType(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
+
+
+def _sendable_in_header(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def classify_common_error(exc: BaseException) -> TrackerFailure | None:
