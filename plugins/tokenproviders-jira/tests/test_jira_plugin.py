@@ -419,3 +419,25 @@ def test_api_url_serves_the_api_and_base_url_the_links(world: Any) -> None:
     issue = world.resolver.report_issue("bob", tracker, "t")
     assert issue.url == f"https://acme.atlassian.net/browse/{issue.id}"
     assert world.fake.issues[issue.id].reporter == "bot"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "api_url", "trusted"),
+    [
+        ("https://acme.atlassian.net", None, True),
+        ("https://acme.atlassian.net", "https://acme.atlassian.net/", True),
+        ("https://acme.atlassian.net", "https://api.atlassian.com/ex/jira/1234-abcd", True),
+        ("https://acme.atlassian.net", "https://api.atlassian.com/other", False),
+        ("https://acme.atlassian.net", "https://collector.evil.test/ex/jira/1", False),
+        ("https://jira.example.com", "https://api.atlassian.com/ex/jira/1234", False),
+        ("https://jira.example.com/jira", "https://jira-internal.example.com/jira", False),
+    ],
+)
+def test_personal_tokens_go_only_to_the_instance_or_atlassians_gateway(
+    base_url: str, api_url: str | None, trusted: bool
+) -> None:
+    from tokenproviders import Tracker
+    from tokenproviders_jira import JiraTrackerType
+
+    tracker = Tracker(tenant="acme", id="jira", type="jira", base_url=base_url, api_url=api_url)
+    assert JiraTrackerType().api_url_trusted(tracker) is trusted

@@ -32,6 +32,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from tokenproviders import (
     ClientSettings,
@@ -115,6 +116,22 @@ class JiraTrackerType(TrackerType):
     def service_url(self, tracker: Tracker) -> str | None:
         """The Jira instance itself: ``base_url`` *is* the instance, context path included."""
         return tracker.url
+
+    def api_url_trusted(self, tracker: Tracker) -> bool:
+        """Same origin as ``base_url``, or, for a Jira Cloud site (``*.atlassian.net``),
+        Atlassian's own API gateway ``https://api.atlassian.com/ex/jira/<cloudId>``: the token's
+        issuer, which refuses it for any site it was not made for."""
+        if super().api_url_trusted(tracker) or tracker.api_url is None:
+            return super().api_url_trusted(tracker)
+        host = urlsplit(tracker.url).hostname or ""
+        api = urlsplit(normalize_url(tracker.api_url))
+        return (
+            host.endswith(".atlassian.net")
+            and tracker.url.startswith("https://")
+            and api.scheme == "https"
+            and api.netloc == "api.atlassian.com"
+            and api.path.startswith("/ex/jira/")
+        )
 
     # -- talking to Jira -----------------------------------------------------------------------
     def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
