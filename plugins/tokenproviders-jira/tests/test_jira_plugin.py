@@ -436,8 +436,9 @@ def test_api_url_serves_the_api_and_base_url_the_links(world: Any) -> None:
 def test_personal_tokens_go_only_to_the_instance_or_atlassians_gateway(
     base_url: str, api_url: str | None, trusted: bool
 ) -> None:
-    from tokenproviders import Tracker
     from tokenproviders_jira import JiraTrackerType
+
+    from tokenproviders import Tracker
 
     tracker = Tracker(tenant="acme", id="jira", type="jira", base_url=base_url, api_url=api_url)
     assert JiraTrackerType().api_url_trusted(tracker) is trusted
