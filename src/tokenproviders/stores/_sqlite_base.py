@@ -8,22 +8,42 @@ caller never sees "database is locked" (after ``lock_wait`` seconds it gets a
 
 It also owns a small write-behind buffer for what the resolve path records (audit entries and
 tokens' last-used times), flushed in one transaction when it holds ``flush_size`` items or its
-oldest item is ``flush_interval`` seconds old, and on ``query``, ``list`` and ``close``. By
-default the call that fills the buffer flushes it (a few milliseconds, once per ``flush_size``
-items). With ``background_writes`` a writer thread flushes on its own connection instead, started
-on demand and gone when idle; under CPython it competes with request threads for the GIL, which
-measured worse at the 99th percentile, hence not the default. Entries still buffered when the
-process dies without ``close()`` are lost.
+oldest item is ``flush_interval`` seconds old, and on ``query``, ``list`` and ``close``:
+
+- By default the call that fills the buffer flushes it (a few milliseconds, once per
+  ``flush_size`` items). That flush never waits: not for another flush, not for a thread using
+  the connection, not for another process's write lock (one ``BEGIN IMMEDIATE`` attempt with
+  SQLite's busy timeout at 0). If the lock is taken, the entries stay buffered and the resolve
+  path does not try again for ``flush_interval`` seconds.
+- A daemon timer flushes ``flush_interval`` seconds after the oldest entry was buffered, so a
+  process that goes idle still writes its entries (the timer exists only while something is
+  buffered; it does not wait for locks either and tries again later).
+- At interpreter exit every database not closed is flushed (waiting at most ``busy_timeout``
+  seconds for locks). Only a process killed outright (SIGKILL, ``os._exit``, power loss) loses
+  what was buffered in its last ``flush_interval`` seconds.
+- The buffer is bounded: at most ``MAX_PENDING`` audit entries wait while the database cannot be
+  written; beyond that the *oldest* are dropped (resolution is never blocked or failed for the
+  audit trail), with a warning when dropping starts and one that counts the dropped entries
+  once the database can be written again. Last-used times are one per token and need no bound.
+- Explicit ``flush()`` and ``close()`` wait for the write lock (up to ``lock_wait``) and raise
+  :class:`~tokenproviders.errors.StoreError` if it cannot be had; the entries stay buffered.
+
+With ``background_writes`` a writer thread flushes on its own connection instead, started on
+demand and gone when idle; under CPython it competes with request threads for the GIL, which
+measured worse at the 99th percentile, hence not the default.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
 import sqlite3
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -159,10 +179,28 @@ TABLES: Final = (
 )
 
 _MIN_SQLITE = (3, 24, 0)  # UPSERT
-#: At most this many audit entries wait in memory while the database cannot be written.
-MAX_PENDING: Final = 100_000
+#: At most this many audit entries wait in memory while the database cannot be written; beyond
+#: that the oldest are dropped, with a logged warning that counts them (read when a database is
+#: opened).
+MAX_PENDING = 100_000
 #: The writer thread exits after this many flush intervals without work (and restarts on demand).
 _IDLE_ROUNDS: Final = 30
+#: Seconds the flush timer waits for a thread using the shared connection before trying later.
+_TIMER_LOCK_TIMEOUT: Final = 0.05
+#: Stands in ``SQLiteCore._timer`` while a timer is being started.
+_PENDING_TIMER: Final = object()
+
+#: Databases opened and not closed, flushed at interpreter exit.
+_open_cores: weakref.WeakSet[SQLiteCore] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for core in list(_open_cores):
+        try:
+            core._flush_at_exit()
+        except Exception as exc:  # noqa: BLE001 - the process is exiting: report and go on
+            logger.warning("buffered writes to the token database %s were lost at exit: %s", core.path, exc)
 
 
 def utc_now() -> datetime:
@@ -235,9 +273,17 @@ class SQLiteCore:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-        self.pending_audit: list[tuple[Any, ...]] = []
+        #: The idle-flush timer (a threading.Timer, _PENDING_TIMER while one is being started).
+        self._timer: object | None = None
+        #: At most this many audit entries wait; beyond it the oldest are dropped (and counted).
+        self.max_pending = MAX_PENDING
+        self.pending_audit: deque[tuple[Any, ...]] = deque(maxlen=self.max_pending)
         self.pending_used: dict[int, str] = {}
         self._pending_since: float | None = None
+        #: After a failed flush the resolve path does not try again before this (monotonic) time.
+        self._retry_after = 0.0
+        #: Audit entries dropped since the last successful flush (reported by it).
+        self._dropped = 0
         self.before_flush: list[Callable[[sqlite3.Connection], object]] = []
         #: Key ids whose key-check values were verified or recorded in this database.
         self.checked_keys: set[str] = set()
@@ -250,6 +296,7 @@ class SQLiteCore:
         except BaseException:
             self.conn.close()
             raise
+        _open_cores.add(self)
 
     # -- opening -------------------------------------------------------------------------
     def _create_file(self) -> None:
@@ -333,8 +380,8 @@ class SQLiteCore:
         # sqlite3 messages name tables and columns, never bound values.
         return StoreError(f"the token database {self.path!r} failed to {what}: {exc}")
 
-    def _retry(self, action: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + self.lock_wait
+    def _retry(self, action: Callable[[], Any], what: str, *, wait: float | None = None) -> Any:
+        deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
         delay = 0.001
         while True:
             try:
@@ -430,42 +477,128 @@ class SQLiteCore:
     # -- write-behind buffer -------------------------------------------------------------
     def buffer_audit(self, row: tuple[Any, ...]) -> None:
         with self._buffer_lock:
+            if len(self.pending_audit) >= self.max_pending:
+                # The deque drops the oldest entry on append; count it, and say so once.
+                self._dropped += 1
+                first_drop = self._dropped == 1
+            else:
+                first_drop = False
             self.pending_audit.append(row)
-            due = self._buffered()
-        if due:
-            self._flush_due()
+            due, start_timer = self._buffered()
+        if first_drop:
+            logger.warning(
+                "the audit buffer of the token database %s is full (%d entries) because the database"
+                " cannot be written; dropping the oldest entries until it can",
+                self.path,
+                self.max_pending,
+            )
+        self._after_buffering(due, start_timer)
 
     def buffer_used(self, token_id: int, when: str) -> None:
         with self._buffer_lock:
             previous = self.pending_used.get(token_id)
             if previous is None or previous < when:
                 self.pending_used[token_id] = when
-            due = self._buffered()
-        if due:
-            self._flush_due()
+            due, start_timer = self._buffered()
+        self._after_buffering(due, start_timer)
 
-    def _buffered(self) -> bool:
-        """Called under the buffer lock after adding an item: is a flush due now?"""
+    def _buffered(self) -> tuple[bool, bool]:
+        """Called under the buffer lock after adding an item: is a flush due now, and must the
+        idle timer be started?"""
         now = time.monotonic()
         if self._pending_since is None:
             self._pending_since = now
-        if self.background_writes and self._writer is None and not self._closing:
-            self._writer = threading.Thread(target=self._write_behind, name="tokenproviders-sqlite-writer", daemon=True)
-            self._writer.start()
-        return (
+        start_timer = False
+        if self.background_writes:
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(
+                    target=self._write_behind, name="tokenproviders-sqlite-writer", daemon=True
+                )
+                self._writer.start()
+        elif self._timer is None and not self._closing:
+            start_timer = True
+            self._timer = _PENDING_TIMER
+        if now < self._retry_after:
+            return False, start_timer
+        due = (
             len(self.pending_audit) + len(self.pending_used) >= self.flush_size
             or now - self._pending_since >= self.flush_interval
         )
+        return due, start_timer
+
+    def _after_buffering(self, due: bool, start_timer: bool) -> None:
+        if start_timer:
+            self._start_timer(self.flush_interval)
+        if due:
+            self._flush_due()
+
+    def _start_timer(self, delay: float) -> None:
+        """Flush by ``delay`` seconds from now even if nothing else is buffered (the process
+        may go idle). Called with ``self._timer`` reserved (``_PENDING_TIMER``)."""
+        timer = threading.Timer(delay, self._on_timer)
+        timer.name = "tokenproviders-sqlite-flush-timer"
+        timer.daemon = True
+        with self._buffer_lock:
+            if self._closing:
+                self._timer = None
+                return
+            self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        with self._buffer_lock:
+            self._forget_timer()
+            if self._closing or self._pending_since is None:
+                return
+            delay = max(self._pending_since + self.flush_interval, self._retry_after) - time.monotonic()
+        if delay <= 0:
+            try:
+                self._try_flush(lock_timeout=_TIMER_LOCK_TIMEOUT)
+            except StoreError as exc:
+                logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
+            except Exception:
+                logger.exception("the token database's flush timer hit an unexpected error")
+            delay = self.flush_interval
+        # Something still buffered (not written, or buffered since) and no timer for it: come back.
+        with self._buffer_lock:
+            if self._closing or self._timer is not None or self._pending_since is None:
+                return
+            self._timer = _PENDING_TIMER
+        self._start_timer(max(delay, 0.001))
+
+    def _forget_timer(self) -> None:
+        # A method, not an assignment in _on_timer: another thread may start a timer meanwhile.
+        self._timer = None
 
     def _flush_due(self) -> None:
         if self.background_writes:
             self._wake.set()
             return
         try:
-            self.flush()
+            self._try_flush()
         except StoreError as exc:
             # Recording must not fail a resolution; the entries are kept for the next flush.
             logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
+
+    def _try_flush(self, *, lock_timeout: float = 0.0) -> bool:
+        """Flush now on the shared connection if that needs no waiting: not for another flush,
+        not for a thread using the connection (beyond ``lock_timeout``), not for another
+        process's write lock. Returns whether the buffer was written; if not, it stays
+        buffered (the resolve path must never wait for a lock)."""
+        if not self._flush_lock.acquire(blocking=False):
+            return False  # another flush is writing right now
+        try:
+            acquired = self.lock.acquire(timeout=lock_timeout) if lock_timeout > 0 else self.lock.acquire(False)
+            if not acquired:
+                return False
+            try:
+                if self.closed:
+                    return False
+                return self._flush_locked(self.conn, wait=None)
+            finally:
+                self.lock.release()
+        finally:
+            self._flush_lock.release()
 
     def _write_behind(self) -> None:
         """The writer thread: flushes on its own connection when woken (the buffer is full)
@@ -489,7 +622,8 @@ class SQLiteCore:
                 try:
                     if conn is None:
                         conn = self._connect(shared=False)
-                    self._flush_on(conn)
+                    with self._flush_lock:
+                        self._flush_locked(conn, wait=self.lock_wait)
                 except StoreError as exc:
                     logger.warning("deferred writes to the token database failed and will be retried: %s", exc)
                 except Exception:
@@ -499,68 +633,133 @@ class SQLiteCore:
                 conn.close()
 
     def flush(self) -> None:
-        """Write buffered audit entries and last-used times now, in one transaction."""
-        self._flush_on(None)
-
-    def _flush_on(self, conn: sqlite3.Connection | None) -> None:
+        """Write buffered audit entries and last-used times now, in one transaction, waiting
+        for another process's write lock up to ``lock_wait`` seconds (then StoreError, and the
+        entries stay buffered)."""
         with self._flush_lock:  # flushes land in the order their entries were buffered
-            with self._buffer_lock:
-                audit, used = self.pending_audit, self.pending_used
-                self.pending_audit, self.pending_used, self._pending_since = [], {}, None
-            if not audit and not used:
-                return
+            with self.lock:
+                self._check_open()
+                self._flush_locked(self.conn, wait=self.lock_wait)
 
-            def run(conn: sqlite3.Connection) -> None:
-                if audit:
-                    conn.executemany(
-                        "INSERT INTO audit (at, user, tenant, tracker, source, token_id, scope,"
-                        " matched_url, fallback_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        audit,
-                    )
-                if used:
-                    conn.executemany(
-                        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
-                        " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                        [(when, token_id) for token_id, when in used.items()],
-                    )
-                for hook in self.before_flush:
-                    hook(conn)
-
-            what = "record audit entries and last-used times"
-            try:
-                if conn is None:
-                    self.write(run, what)
-                else:
-                    try:
-                        with self._transaction_on(conn):
-                            run(conn)
-                    except sqlite3.Error as exc:
-                        raise self._error(exc, what) from None
-            except BaseException:
-                self._restore(audit, used)
-                raise
-
-    def _restore(self, audit: list[tuple[Any, ...]], used: dict[int, str]) -> None:
-        """Put entries of a failed flush back in front of newer ones, within bounds."""
+    def _flush_locked(self, conn: sqlite3.Connection, *, wait: float | None) -> bool:
+        """Write the buffer in one transaction on ``conn`` (the caller holds the flush lock and,
+        for the shared connection, the connection lock). ``wait``: seconds to wait for the write
+        lock, or ``None`` for not at all (then ``False`` if it is taken, the buffer intact)."""
         with self._buffer_lock:
-            self.pending_audit[:0] = audit
-            excess = len(self.pending_audit) - MAX_PENDING
-            if excess > 0:
-                del self.pending_audit[:excess]
-                logger.error("dropped %d audit entries that could not be written", excess)
+            if not self.pending_audit and not self.pending_used:
+                return True
+        what = "record audit entries and last-used times"
+        if wait is None:
+            # One attempt that does not wait: SQLite's busy handler is off for it.
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    self._backoff()
+                    raise self._error(exc, what) from None
+                self._backoff()
+                return False
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        else:
+            try:
+                self._retry(lambda: conn.execute("BEGIN IMMEDIATE"), "start a write transaction", wait=wait)
+            except StoreError:
+                self._backoff()
+                raise
+        # The write lock is ours: only now take the entries out of the buffer.
+        with self._buffer_lock:
+            audit, used = list(self.pending_audit), self.pending_used
+            self.pending_audit.clear()
+            self.pending_used, self._pending_since, self._retry_after = {}, None, 0.0
+            dropped, self._dropped = self._dropped, 0
+        try:
+            if audit:
+                conn.executemany(
+                    "INSERT INTO audit (at, user, tenant, tracker, source, token_id, scope,"
+                    " matched_url, fallback_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    audit,
+                )
+            if used:
+                conn.executemany(
+                    "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
+                    " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                    [(when, token_id) for token_id, when in used.items()],
+                )
+            for hook in self.before_flush:
+                hook(conn)
+            self._retry(lambda: conn.execute("COMMIT"), "commit", wait=wait if wait is not None else 0.0)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._restore(audit, used, dropped)
+            self._backoff()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc, what) from None
+            raise
+        if dropped:
+            logger.warning(
+                "dropped %d audit entries of the token database %s while it could not be written",
+                dropped,
+                self.path,
+            )
+        return True
+
+    def _backoff(self) -> None:
+        """After a failed flush, the resolve path does not try again for ``flush_interval``."""
+        with self._buffer_lock:
+            self._retry_after = time.monotonic() + self.flush_interval
+
+    def _restore(self, audit: list[tuple[Any, ...]], used: dict[int, str], dropped: int) -> None:
+        """Put entries of a failed flush back in front of newer ones, within bounds (the oldest
+        are dropped and counted)."""
+        with self._buffer_lock:
+            newer = list(self.pending_audit)
+            excess = max(len(audit) + len(newer) - self.max_pending, 0)
+            self.pending_audit.clear()
+            self.pending_audit.extend(audit[excess:] if excess <= len(audit) else [])
+            self.pending_audit.extend(newer[max(excess - len(audit), 0) :])
+            self._dropped += dropped + excess
             for token_id, when in used.items():
                 if self.pending_used.get(token_id, "") < when:
                     self.pending_used[token_id] = when
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
 
+    def _flush_at_exit(self) -> None:
+        """At interpreter exit: write what is buffered, waiting for locks at most
+        ``busy_timeout`` seconds (an exiting process must not hang on another's lock)."""
+        with self._buffer_lock:
+            timer, self._timer = self._timer, None
+            if self.closed or (not self.pending_audit and not self.pending_used):
+                return
+        if isinstance(timer, threading.Timer):
+            timer.cancel()
+        if not self._flush_lock.acquire(timeout=self.busy_timeout):
+            return
+        try:
+            if not self.lock.acquire(timeout=self.busy_timeout):
+                return
+            try:
+                if not self.closed:
+                    self._flush_locked(self.conn, wait=self.busy_timeout)
+            finally:
+                self.lock.release()
+        finally:
+            self._flush_lock.release()
+
     def close(self) -> None:
-        """Stop the writer thread, flush what is buffered, close the connection."""
+        """Stop the writer thread and the flush timer, flush what is buffered (waiting for the
+        write lock up to ``lock_wait``), close the connection."""
         with self._buffer_lock:
             if self._closing:
                 return
             self._closing = True
             writer = self._writer
+            timer, self._timer = self._timer, None
+        if isinstance(timer, threading.Timer):
+            timer.cancel()
         self._wake.set()
         if writer is not None:
             writer.join()
@@ -570,6 +769,7 @@ class SQLiteCore:
             with self.lock:
                 self.closed = True
                 self.conn.close()
+            _open_cores.discard(self)
 
 
 def retention_cutoff(now: datetime, age: timedelta | None) -> str | None:

@@ -3,9 +3,14 @@
 :meth:`AuditLog.observer` returns a plugin whose ``tokenproviders_resolved`` hook records each
 resolution: when, which user, tenant, tracker and source, and which personal token (id, scope,
 matched URL), plus why a personal token was skipped under a fallback policy. Credentials are
-never read. Entries are buffered and written in batches so the resolve path stays fast (see
-:class:`~tokenproviders.stores.sqlite.SQLiteDatabase`'s ``flush_size`` and ``flush_interval``);
-a crash may lose the last unflushed batch. Retention is bounded by row count and/or age and
+never read. Entries are buffered and written in batches so the resolve path stays fast and
+never waits for another process's write lock (see
+:class:`~tokenproviders.stores.sqlite.SQLiteDatabase`'s ``flush_size`` and ``flush_interval``,
+and ``tokenproviders.stores._sqlite_base`` for the details): a timer writes them within
+``flush_interval`` seconds even when the process goes idle, and they are written at interpreter
+exit; a process killed outright loses at most its last ``flush_interval`` seconds. While the
+database cannot be written, at most 100,000 entries wait; beyond that the oldest are dropped
+with a logged warning that counts them. Retention is bounded by row count and/or age and
 applied on every write. Obtain it as ``SQLiteDatabase(...).audit``::
 
     resolver.plugins.register(db.audit.observer())

@@ -307,8 +307,9 @@ class SQLiteTokenStore:
         return _info(row)
 
     def mark_used(self, token_id: int, when: datetime) -> None:
-        """Buffered: written with the next flush (at most ``flush_interval`` seconds later
-        while the database is in use, and on ``list`` and ``close``)."""
+        """Buffered: written with the next flush (at most ``flush_interval`` seconds later,
+        also when the process goes idle; on ``list``, ``close`` and at exit). Never waits for
+        another process's write lock."""
         self._core.buffer_used(token_id, to_db_time(when))
 
 
@@ -405,7 +406,9 @@ class SQLiteDatabase:
     :param audit_max_age: drop audit entries older than this (``None``: no age limit); at
         least one limit is required.
     :param flush_size: buffered audit entries and last-used times written per transaction.
-    :param flush_interval: seconds after which buffered writes are flushed.
+    :param flush_interval: seconds after which buffered writes are flushed (by the next call
+        that buffers one, or by a timer if none comes); the resolve path's flushes never wait
+        for another process's write lock, and the buffer is flushed at interpreter exit.
     :param background_writes: flush buffered writes from a writer thread with its own
         connection instead of inline in the call that fills the buffer (see ``_sqlite_base``
         for the trade-off under the GIL).
