@@ -213,3 +213,29 @@ def test_a_full_buffer_drops_the_oldest_entries_and_says_how_many(
         assert len(entries) == 5
     finally:
         db.close()
+
+
+def test_a_failed_idle_flush_is_retried_until_it_succeeds(
+    db_path: Path, keyring: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SQLiteDatabase(db_path, keyring, flush_interval=0.05) as db:
+        info = db.tokens.put("alice", TRACKER_URL, "acme", Credentials(Secret("a")), now=NOW)
+        assert info.id is not None
+        failures = [sqlite3.OperationalError("disk I/O error")] * 2
+
+        def flaky(conn: sqlite3.Connection) -> None:
+            if failures:
+                raise failures.pop()
+
+        db._core.before_flush.append(flaky)
+        db.tokens.mark_used(info.id, NOW)
+        deadline = time.monotonic() + PATIENCE
+        conn = sqlite3.connect(db_path)
+        try:
+            while conn.execute("SELECT last_used_at FROM tokens").fetchone()[0] is None:
+                assert time.monotonic() < deadline, "the failed flush was never retried"
+                time.sleep(0.01)
+        finally:
+            conn.close()
+        assert not failures
+        assert any("disk I/O error" in r.getMessage() for r in caplog.records)

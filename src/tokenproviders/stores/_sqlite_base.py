@@ -189,6 +189,10 @@ _IDLE_ROUNDS: Final = 30
 _TIMER_LOCK_TIMEOUT: Final = 0.05
 #: Stands in ``SQLiteCore._timer`` while a timer is being started.
 _PENDING_TIMER: Final = object()
+#: What buffering asks for once the buffer lock is released (bits).
+_DUE: Final = 1
+_START_TIMER: Final = 2
+_WARN_FULL: Final = 4
 
 #: Databases opened and not closed, flushed at interpreter exit.
 _open_cores: weakref.WeakSet[SQLiteCore] = weakref.WeakSet()
@@ -475,61 +479,65 @@ class SQLiteCore:
         return self.keyring
 
     # -- write-behind buffer -------------------------------------------------------------
+    # This is on the resolve path: a lock, an append, a clock read and two comparisons; the
+    # rest happens once per flush (``_act``).
     def buffer_audit(self, row: tuple[Any, ...]) -> None:
         with self._buffer_lock:
-            if len(self.pending_audit) >= self.max_pending:
-                # The deque drops the oldest entry on append; count it, and say so once.
+            pending = self.pending_audit
+            if len(pending) >= self.max_pending:
+                # The deque drops the oldest entry on append; count it (said once, see _act).
                 self._dropped += 1
-                first_drop = self._dropped == 1
+                pending.append(row)
+                action = self._buffered() | (_WARN_FULL if self._dropped == 1 else 0)
             else:
-                first_drop = False
-            self.pending_audit.append(row)
-            due, start_timer = self._buffered()
-        if first_drop:
-            logger.warning(
-                "the audit buffer of the token database %s is full (%d entries) because the database"
-                " cannot be written; dropping the oldest entries until it can",
-                self.path,
-                self.max_pending,
-            )
-        self._after_buffering(due, start_timer)
+                pending.append(row)
+                action = self._buffered()
+        if action:
+            self._act(action)
 
     def buffer_used(self, token_id: int, when: str) -> None:
         with self._buffer_lock:
             previous = self.pending_used.get(token_id)
             if previous is None or previous < when:
                 self.pending_used[token_id] = when
-            due, start_timer = self._buffered()
-        self._after_buffering(due, start_timer)
+            action = self._buffered()
+        if action:
+            self._act(action)
 
-    def _buffered(self) -> tuple[bool, bool]:
-        """Called under the buffer lock after adding an item: is a flush due now, and must the
-        idle timer be started?"""
+    def _buffered(self) -> int:
+        """Called under the buffer lock after adding an item: what to do once the lock is
+        released (``_DUE``: flush now; ``_START_TIMER``: start the idle timer)."""
         now = time.monotonic()
-        if self._pending_since is None:
-            self._pending_since = now
-        start_timer = False
-        if self.background_writes:
-            if self._writer is None and not self._closing:
-                self._writer = threading.Thread(
-                    target=self._write_behind, name="tokenproviders-sqlite-writer", daemon=True
-                )
-                self._writer.start()
-        elif self._timer is None and not self._closing:
-            start_timer = True
-            self._timer = _PENDING_TIMER
-        if now < self._retry_after:
-            return False, start_timer
-        due = (
-            len(self.pending_audit) + len(self.pending_used) >= self.flush_size
-            or now - self._pending_since >= self.flush_interval
-        )
-        return due, start_timer
+        since = self._pending_since
+        action = 0
+        if since is None:  # the first item since the last flush
+            self._pending_since = since = now
+            if self.background_writes:
+                if self._writer is None and not self._closing:
+                    self._writer = threading.Thread(
+                        target=self._write_behind, name="tokenproviders-sqlite-writer", daemon=True
+                    )
+                    self._writer.start()
+            elif self._timer is None and not self._closing:
+                self._timer = _PENDING_TIMER
+                action = _START_TIMER
+        if (
+            len(self.pending_audit) + len(self.pending_used) >= self.flush_size or now - since >= self.flush_interval
+        ) and now >= self._retry_after:
+            action |= _DUE
+        return action
 
-    def _after_buffering(self, due: bool, start_timer: bool) -> None:
-        if start_timer:
+    def _act(self, action: int) -> None:
+        if action & _WARN_FULL:
+            logger.warning(
+                "the audit buffer of the token database %s is full (%d entries) because the database"
+                " cannot be written; dropping the oldest entries until it can",
+                self.path,
+                self.max_pending,
+            )
+        if action & _START_TIMER:
             self._start_timer(self.flush_interval)
-        if due:
+        if action & _DUE:
             self._flush_due()
 
     def _start_timer(self, delay: float) -> None:
@@ -726,6 +734,11 @@ class SQLiteCore:
                     self.pending_used[token_id] = when
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
+            start_timer = self._timer is None and not self._closing and not self.background_writes
+            if start_timer:
+                self._timer = _PENDING_TIMER
+        if start_timer:
+            self._start_timer(self.flush_interval)
 
     def _flush_at_exit(self) -> None:
         """At interpreter exit: write what is buffered, waiting for locks at most
