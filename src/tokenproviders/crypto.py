@@ -775,6 +775,10 @@ class _Parsed:
     primary: str
     retired: list[str]
 
+    def __repr__(self) -> str:
+        # Ids are valid ids here, but a long one may still be a (hex) key in the wrong place.
+        return f"_Parsed({len(self.keys)} key(s))"
+
 
 def _parsed(
     parse: Callable[[_Hidden[Any], str], _Parsed | TokenProvidersError], raw: _Hidden[Any], source: str

@@ -87,6 +87,16 @@ def keys(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 JSON_FORMS = {
     "missing primary": (json.dumps(document(primary="nope", keys=keys(("k1", b64(K1))))), "primary key 'nope'"),
     "a key as the primary": (json.dumps(document(primary=b64(K2), keys=keys(("k1", b64(K1))))), "'primary'"),
+    # A hex key is a valid key id: it passes the parser and is refused by the ring itself.
+    "a hex key as the primary": (json.dumps(document(primary=K2.hex(), keys=keys(("k1", b64(K1))))), "primary key is not"),
+    "a hex key as a duplicated id": (
+        json.dumps(document(primary=K2.hex(), keys=keys((K2.hex(), b64(K1)), (K2.hex(), b64(K1))))),
+        "positions 1 and 2",
+    ),
+    "a hex key as a retired id": (
+        json.dumps(document(keys=keys(("k1", b64(K1)), (K2.hex(), b64(K1))), retired=[K2.hex()])),
+        "key at position 2 is listed as retired",
+    ),
     "invalid JSON": (json.dumps(document(keys=keys(("k1", b64(K1)), ("k2", b64(K2)))))[:-30], "not valid JSON"),
     "deeply nested JSON": ('{"keys": ' + "[" * 100_000 + b64(K1), "not valid JSON"),
     "duplicate id": (json.dumps(document(keys=keys(("k1", b64(K1)), ("k1", b64(K2))))), "positions 1 and 2"),
