@@ -88,7 +88,10 @@ JSON_FORMS = {
     "missing primary": (json.dumps(document(primary="nope", keys=keys(("k1", b64(K1))))), "primary key 'nope'"),
     "a key as the primary": (json.dumps(document(primary=b64(K2), keys=keys(("k1", b64(K1))))), "'primary'"),
     # A hex key is a valid key id: it passes the parser and is refused by the ring itself.
-    "a hex key as the primary": (json.dumps(document(primary=K2.hex(), keys=keys(("k1", b64(K1))))), "primary key is not"),
+    "a hex key as the primary": (
+        json.dumps(document(primary=K2.hex(), keys=keys(("k1", b64(K1))))),
+        "primary key is not",
+    ),
     "a hex key as a duplicated id": (
         json.dumps(document(primary=K2.hex(), keys=keys((K2.hex(), b64(K1)), (K2.hex(), b64(K1))))),
         "positions 1 and 2",
