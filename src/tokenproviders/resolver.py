@@ -134,7 +134,8 @@ class Resolver:
     """Decides credentials for one user on one tracker, explains why, and builds clients.
 
     :param directory: the host's :class:`~tokenproviders.directory.Directory`.
-    :param store: where personal tokens live (default: a new :class:`MemoryTokenStore`).
+    :param store: where personal tokens live (default: a new :class:`MemoryTokenStore` sealing
+        with a key that exists only in this process).
     :param plugins: a :class:`~tokenproviders.plugins.Plugins`; default discovers entry points.
     :param policies: :class:`~tokenproviders.policy.Policies` (default: never fall back silently).
     :param settings: :class:`~tokenproviders.model.ClientSettings` for every client.
@@ -154,7 +155,13 @@ class Resolver:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.directory = directory
-        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        if store is None:
+            # Nothing is kept unsealed, not even in memory: the default store seals with a key
+            # that lives as long as this resolver and is never written anywhere.
+            from .crypto import KeyRing
+
+            store = MemoryTokenStore(keyring=KeyRing.generate("ephemeral"))
+        self.store: TokenStore = store
         self.plugins = plugins if plugins is not None else Plugins()
         self.policies = policies if policies is not None else Policies()
         self.settings = settings if settings is not None else ClientSettings()

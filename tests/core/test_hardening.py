@@ -144,3 +144,12 @@ def test_trackers_are_hashable_and_equal_ones_hash_alike(world: World) -> None:
 def test_built_in_sources_cannot_be_unregistered(world: World, name: str) -> None:
     with pytest.raises(PluginError, match="cannot be unregistered"):
         world.plugins.unregister(name)
+
+
+def test_the_default_store_seals_tokens_in_memory(world: World) -> None:
+    resolver = Resolver(world.directory, plugins=world.plugins, clock=world.clock)
+    resolver.tokens.set("alice", world.acme_repo.url, creds("alice-default-secret"), scope="acme")
+    store = resolver.store
+    assert getattr(store, "keyring", None) is not None
+    assert b"alice-default-secret" not in repr(vars(store)).encode()
+    assert resolver.resolve("alice", world.acme_repo).credentials == creds("alice-default-secret")
