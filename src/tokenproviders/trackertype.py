@@ -21,7 +21,14 @@ from .errors import InvalidCredentialsError, PluginError
 from .model import ClientSettings, Credentials, Field, Identity, IssueDraft, ReportedIssue, Tracker
 from .urls import origin_of
 
-__all__ = ["TrackerType", "TrackerFailure", "FailureKind", "classify_http_status"]
+__all__ = [
+    "TrackerType",
+    "TrackerFailure",
+    "FailureKind",
+    "classify_http_status",
+    "no_duplicate_retry",
+    "tls_verify",
+]
 
 FailureKind = Literal["rejected", "unavailable", "not_found", "request"]
 
@@ -209,6 +216,38 @@ class TrackerType(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, 'name', '?')!r}>"
+
+
+def tls_verify(tracker: Tracker) -> bool | str:
+    """The ``verify`` argument for ``requests``: ``False`` when the tracker turns TLS
+    verification off, else its CA bundle, else ``True``."""
+    if not tracker.verify_tls:
+        return False
+    return tracker.ca_bundle or True
+
+
+def no_duplicate_retry(retries: int) -> Any:
+    """A ``urllib3`` ``Retry`` that can neither duplicate an issue nor outlast the timeout by much.
+
+    A failed *connect* never reached the server, so it is retried for every method, the POST
+    that files an issue included; a 502/503/504 is retried only for idempotent requests
+    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
+    that does not answer fails after one timeout, and a POST that timed out may have landed.
+    urllib3 is imported here, when a client is built, never at import time.
+    """
+    from urllib3.util.retry import Retry
+
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=False,
+        status=retries,
+        other=0,
+        status_forcelist=(502, 503, 504),
+        backoff_factor=0.1,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
 
 
 def _sendable_in_header(text: str) -> bool:

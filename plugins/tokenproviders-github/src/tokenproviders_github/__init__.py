@@ -15,7 +15,7 @@ mapping of further create-issue fields, e.g. ``{"assignees": ["octocat"], "miles
 
 PyGithub is imported only in :meth:`GitHubTrackerType.build_client`. Its client is built lazy
 (no GET of the repository before filing an issue), with its throttling sleeps switched off and
-with only the retries that cannot duplicate an issue (see :func:`_retry_policy`).
+with only the retries that cannot duplicate an issue (see :func:`tokenproviders.trackertype.no_duplicate_retry`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
+from tokenproviders.trackertype import no_duplicate_retry, tls_verify
 
 __all__ = [
     "GitHubAnswerError",
@@ -147,8 +148,8 @@ class GitHubTrackerType(TrackerType):
             auth=github.Auth.Token(credentials.api_password.reveal()),
             timeout=max(1, math.ceil(settings.timeout)),  # PyGithub insists on an int
             user_agent=settings.user_agent,
-            verify=_verify(tracker),
-            retry=_retry_policy(settings.retries),  # never PyGithub's default: 10 retries on 403/5xx
+            verify=tls_verify(tracker),
+            retry=no_duplicate_retry(settings.retries),  # never PyGithub's default: 10 retries on 403/5xx
             seconds_between_requests=None,  # PyGithub sleeps 0.25 s between requests by default
             seconds_between_writes=None,  # ... and 1 s between writes
             lazy=True,  # no GET of an object before using it
@@ -274,34 +275,6 @@ def repository_of(tracker: Tracker) -> tuple[str, str]:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _verify(tracker: Tracker) -> bool | str:
-    if not tracker.verify_tls:
-        return False
-    return tracker.ca_bundle or True
-
-
-def _retry_policy(retries: int) -> Any:
-    """Retries that can neither duplicate an issue nor outlast the timeout by much.
-
-    A failed *connect* never reached the server, so it is retried for every method, the POST
-    that files an issue included; a 502/503/504 is retried only for idempotent requests
-    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
-    that does not answer fails after one timeout, and a POST that timed out may have landed.
-    A 403 (PyGithub's default policy waits out rate limits on it) is never retried.
-    """
-    from urllib3.util.retry import Retry
-
-    return Retry(
-        total=retries,
-        connect=retries,
-        read=False,
-        status=retries,
-        other=0,
-        status_forcelist=(502, 503, 504),
-        backoff_factor=0.1,
-        respect_retry_after_header=False,
-        raise_on_status=False,
-    )
 
 
 def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:

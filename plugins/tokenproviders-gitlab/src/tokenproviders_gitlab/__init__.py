@@ -14,7 +14,8 @@ further create-issue attributes, e.g. ``{"confidential": True}``).
 
 python-gitlab is imported only in :meth:`GitLabTrackerType.build_client`. The client does no
 I/O when built, files an issue with one POST (no GET of the project first), never sleeps
-through a rate limit, and retries only what cannot duplicate an issue (see :func:`_retry_policy`).
+through a rate limit, and retries only what cannot duplicate an issue (see
+:func:`tokenproviders.trackertype.no_duplicate_retry`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
+from tokenproviders.trackertype import no_duplicate_retry, tls_verify
 
 __all__ = [
     "GitLabAnswerError",
@@ -124,7 +126,7 @@ class GitLabTrackerType(TrackerType):
         from ._client import BoundedGitlab  # imports python-gitlab
 
         session = requests.Session()
-        adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
+        adapter = HTTPAdapter(max_retries=no_duplicate_retry(settings.retries))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         # No redirect is followed: python-gitlab lets requests follow them, and requests keeps
@@ -135,7 +137,7 @@ class GitLabTrackerType(TrackerType):
         return BoundedGitlab(
             instance_url(tracker),
             private_token=credentials.api_password.reveal(),
-            ssl_verify=_verify(tracker),
+            ssl_verify=tls_verify(tracker),
             timeout=settings.timeout,
             user_agent=settings.user_agent,
             retry_transient_errors=False,  # it re-sends POSTs; the adapter retries only safe cases
@@ -273,33 +275,6 @@ def _project_ref(tracker: Tracker) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _verify(tracker: Tracker) -> bool | str:
-    if not tracker.verify_tls:
-        return False
-    return tracker.ca_bundle or True
-
-
-def _retry_policy(retries: int) -> Any:
-    """Retries that can neither duplicate an issue nor outlast the timeout by much.
-
-    A failed *connect* never reached the server, so it is retried for every method, the POST
-    that files an issue included; a 502/503/504 is retried only for idempotent requests
-    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
-    that does not answer fails after one timeout, and a POST that timed out may have landed.
-    """
-    from urllib3.util.retry import Retry
-
-    return Retry(
-        total=retries,
-        connect=retries,
-        read=False,
-        status=retries,
-        other=0,
-        status_forcelist=(502, 503, 504),
-        backoff_factor=0.1,
-        respect_retry_after_header=False,
-        raise_on_status=False,
-    )
 
 
 def _issue_type(value: Any, error: type[Exception], what: str) -> str:

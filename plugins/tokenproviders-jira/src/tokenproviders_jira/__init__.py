@@ -20,7 +20,7 @@ Options (``Tracker.options``): ``project`` (key or numeric id, required to repor
 
 The ``jira`` library is imported only in :meth:`JiraTrackerType.build_client`; the client is
 built without the ``serverInfo`` probe, with the configured timeout, and with only the
-retries that cannot duplicate an issue (see :func:`_retry_policy`).
+retries that cannot duplicate an issue (see :func:`tokenproviders.trackertype.no_duplicate_retry`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
+from tokenproviders.trackertype import no_duplicate_retry, tls_verify
 
 __all__ = ["JiraAnswerError", "JiraTrackerType", "tokenproviders_register_tracker_types"]
 
@@ -140,7 +141,7 @@ class JiraTrackerType(TrackerType):
 
         options: dict[str, Any] = {
             "server": _api_server(tracker),
-            "verify": _verify(tracker),
+            "verify": tls_verify(tracker),
             "headers": {"User-Agent": settings.user_agent},
         }
         auth: dict[str, Any]
@@ -155,7 +156,7 @@ class JiraTrackerType(TrackerType):
             timeout=settings.timeout,
             **auth,
         )
-        adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
+        adapter = HTTPAdapter(max_retries=no_duplicate_retry(settings.retries))
         client._session.mount("https://", adapter)
         client._session.mount("http://", adapter)
         # No redirect is followed: requests would re-send the issue (a 307 re-POSTs it) to
@@ -255,33 +256,6 @@ def _api_server(tracker: Tracker) -> str:
     return normalize_url(tracker.api_url) if tracker.api_url else tracker.url
 
 
-def _verify(tracker: Tracker) -> bool | str:
-    if not tracker.verify_tls:
-        return False
-    return tracker.ca_bundle or True
-
-
-def _retry_policy(retries: int) -> Any:
-    """Retries that can neither duplicate an issue nor outlast the timeout by much.
-
-    A failed *connect* never reached the server, so it is retried for every method, the POST
-    that files an issue included; a 502/503/504 is retried only for idempotent requests
-    (whoami), without honouring ``Retry-After``. A read timeout is never retried: a tracker
-    that does not answer fails after one timeout, and a POST that timed out may have landed.
-    """
-    from urllib3.util.retry import Retry
-
-    return Retry(
-        total=retries,
-        connect=retries,
-        read=False,
-        status=retries,
-        other=0,
-        status_forcelist=(502, 503, 504),
-        backoff_factor=0.1,
-        respect_retry_after_header=False,
-        raise_on_status=False,
-    )
 
 
 def _labels(tracker: Tracker, option: Any, extra: Iterable[str]) -> list[str]:
