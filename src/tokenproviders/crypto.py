@@ -91,7 +91,7 @@ from .errors import (
     SecretUnreadableError,
     TokenProvidersError,
 )
-from .model import Secret
+from .model import Secret, _trusted_secret
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -108,6 +108,7 @@ __all__ = [
     "KEY_FILE_ENV",
     "MAX_SECRET_LENGTH",
     "blob_key_id",
+    "encode_token_aad",
     "check_key_id",
 ]
 
@@ -250,14 +251,35 @@ class AssociatedData:
 
     def encode(self) -> bytes:
         """The canonical, unambiguous byte encoding (length-prefixed parts)."""
-        out = [_AAD_LABEL, self.kind.encode("ascii"), b"\x00"]
-        for part in self.parts:
-            data = part.encode("utf-8", "surrogatepass")
-            if len(data) > 0xFFFF:
-                raise ConfigurationError("an associated-data part is longer than 65535 bytes")
-            out.append(len(data).to_bytes(2, "big"))
-            out.append(data)
-        return b"".join(out)
+        return b"".join([_AAD_LABEL, self.kind.encode("ascii"), b"\x00", *map(_encoded_part, self.parts)])
+
+
+def _encoded_part(part: str) -> bytes:
+    data = part.encode("utf-8", "surrogatepass")
+    if len(data) > 0xFFFF:
+        raise ConfigurationError("an associated-data part is longer than 65535 bytes")
+    return len(data).to_bytes(2, "big") + data
+
+
+_TOKEN_AAD_PREFIX: Final = _AAD_LABEL + b"token\x00"
+_token_aad_tails: dict[tuple[str, str, str], bytes] = {}
+
+
+def encode_token_aad(owner: str, scope: str, url: str, field: str) -> bytes:
+    """``AssociatedData.for_token(owner=..., scope=..., url=..., field=...).encode()``, for the
+    resolve path: the same bytes, with the encoded scope, URL and field (few distinct values)
+    remembered."""
+    key = (scope, url, field)
+    tail = _token_aad_tails.get(key)
+    if tail is None:
+        tail = _encoded_part(scope) + _encoded_part(url) + _encoded_part(field)
+        if len(_token_aad_tails) >= 4096:
+            _token_aad_tails.clear()
+        _token_aad_tails[key] = tail
+    data = owner.encode("utf-8", "surrogatepass")
+    if len(data) > 0xFFFF:
+        raise ConfigurationError("an associated-data part is longer than 65535 bytes")
+    return b"".join((_TOKEN_AAD_PREFIX, len(data).to_bytes(2, "big"), data, tail))
 
 
 def _header(key_id: str) -> bytes:
@@ -538,11 +560,13 @@ class KeyRing:
         )
         return header + nonce + sealed
 
-    def open_secret(self, blob: bytes, aad: AssociatedData) -> Secret:
+    def open_secret(self, blob: bytes, aad: AssociatedData | bytes) -> Secret:
         """Open a blob sealed for ``aad`` and return its value as a :class:`Secret`.
 
-        Raises :class:`SecretUnreadableError` naming at most the key id when the key is unknown,
-        retired or different, or the blob was altered, truncated, extended or moved.
+        ``aad`` is the :class:`AssociatedData` the blob was sealed for, or its ``encode()``
+        (such as :func:`encode_token_aad` returns). Raises :class:`SecretUnreadableError`
+        naming at most the key id when the key is unknown, retired or different, or the blob
+        was altered, truncated, extended or moved.
         """
         entry = None
         if type(blob) is bytes and len(blob) > 1:
@@ -558,9 +582,13 @@ class KeyRing:
             entry = self._by_header[header]
         key_id, cipher = entry
         payload = len(header) + NONCE_SIZE
+        if type(aad) is not bytes:
+            if not isinstance(aad, AssociatedData):
+                raise TypeError("open_secret() needs the AssociatedData the blob was sealed for")
+            aad = aad.encode()
         try:
-            return Secret(
-                cipher.decrypt(blob[len(header) : payload], blob[payload:], header + aad.encode()).decode(
+            return _trusted_secret(
+                cipher.decrypt(blob[len(header) : payload], blob[payload:], header + aad).decode(
                     "utf-8", "surrogatepass"
                 )
             )
@@ -572,7 +600,7 @@ class KeyRing:
                 hint=f"load the key ring that holds the original key {key_id!r}, or set the credentials again",
             ) from None
 
-    def open(self, blob: bytes, aad: AssociatedData) -> str:
+    def open(self, blob: bytes, aad: AssociatedData | bytes) -> str:
         """Open a blob and return the plain string (prefer :meth:`open_secret`)."""
         return self.open_secret(blob, aad).reveal()
 

@@ -48,6 +48,10 @@ _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _check_id(kind: str, value: object) -> str:
+    # On every resolution: printable text of a sane length without edge spaces is valid
+    # (isprintable() is False for every control character); the rest takes the full checks.
+    if type(value) is str and 0 < len(value) <= _MAX_ID and value.isprintable() and value.strip() == value:
+        return value
     if not isinstance(value, str):
         raise InvalidInputError(f"a {kind} id must be a string, not {type(value).__name__}")
     if not value or value.strip() != value:
@@ -61,6 +65,9 @@ def _check_id(kind: str, value: object) -> str:
 
 def check_user_id(user: object) -> str:
     """Validate a host user id and return it."""
+    # _check_id's shortcut, repeated here because this runs on every resolution.
+    if type(user) is str and 0 < len(user) <= _MAX_ID and user.isprintable() and user.strip() == user:
+        return user
     return _check_id("user", user)
 
 
@@ -208,6 +215,7 @@ class Tracker:
     verify_tls: bool = True
     ca_bundle: str | None = None
     _url: str = field(init=False, repr=False, compare=False, default="")
+    _label: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         check_tenant_id(self.tenant)
@@ -222,6 +230,8 @@ class Tracker:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         if not self.name:
             object.__setattr__(self, "name", self.id)
+        # Every resolution's reason names the tracker: format the label once.
+        object.__setattr__(self, "_label", f"{self.name!r} ({self.tenant}/{self.id})")
 
     def __hash__(self) -> int:
         # Equal trackers have equal identities; options and credentials are not hashable.
@@ -235,7 +245,7 @@ class Tracker:
     @property
     def label(self) -> str:
         """``name (tenant/id)`` for messages."""
-        return f"{self.name!r} ({self.tenant}/{self.id})"
+        return self._label
 
 
 @dataclass(frozen=True)
@@ -304,6 +314,93 @@ class Resolution:
     @property
     def is_personal(self) -> bool:
         return self.source == "personal"
+
+
+# -- the resolve path's constructors --------------------------------------------------------
+# A frozen dataclass sets each field through object.__setattr__, which is most of the cost of
+# building one. These build the same objects for values the resolve path has already checked
+# (tests assert they equal the regular constructors' results, field for field).
+_new = object.__new__
+
+
+def _trusted_secret(value: str) -> Secret:
+    """``Secret(value)`` for a str (such as a just-decrypted one)."""
+    secret = _new(Secret)
+    object.__setattr__(secret, "_value", value)
+    return secret
+
+
+def _trusted_credentials(api_password: Secret, api_username: str | None) -> Credentials:
+    """``Credentials(api_password, api_username)`` for a Secret and a non-empty name or None."""
+    credentials = _new(Credentials)
+    credentials.__dict__.update(api_password=api_password, api_username=api_username)
+    return credentials
+
+
+def _make_personal_token(
+    owner: str,
+    url: str,
+    scope: str,
+    id: int | None,
+    label: str,
+    expires_at: datetime | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    last_used_at: datetime | None,
+    version: int,
+    key_id: str | None,
+    api_username: str | None,
+    credentials: Credentials | None,
+) -> PersonalToken:
+    """``PersonalToken(...)``, positional in field order."""
+    token = _new(PersonalToken)
+    token.__dict__.update(
+        owner=owner,
+        url=url,
+        scope=scope,
+        id=id,
+        label=label,
+        expires_at=expires_at,
+        created_at=created_at,
+        updated_at=updated_at,
+        last_used_at=last_used_at,
+        version=version,
+        key_id=key_id,
+        api_username=api_username,
+        credentials=credentials,
+    )
+    return token
+
+
+def _make_resolution(
+    user: str,
+    tracker: Tracker,
+    credentials: Credentials,
+    source: str,
+    reason: str,
+    scope: str | None,
+    token_id: int | None,
+    token_version: int | None,
+    matched_url: str | None,
+    expires_at: datetime | None,
+    fallback_from: str | None,
+) -> Resolution:
+    """``Resolution(...)``, positional in field order."""
+    resolution = _new(Resolution)
+    resolution.__dict__.update(
+        user=user,
+        tracker=tracker,
+        credentials=credentials,
+        source=source,
+        reason=reason,
+        scope=scope,
+        token_id=token_id,
+        token_version=token_version,
+        matched_url=matched_url,
+        expires_at=expires_at,
+        fallback_from=fallback_from,
+    )
+    return resolution
 
 
 @dataclass(frozen=True)

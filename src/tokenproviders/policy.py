@@ -65,7 +65,8 @@ class Policies:
 
     def for_tracker(self, tracker: Tracker) -> Policy:
         """The policy that applies to ``tracker``."""
-        policy = self.trackers.get((tracker.tenant, tracker.id))
-        if policy is None:
-            policy = self.tenants.get(tracker.tenant, self.default)
-        return policy
+        if self.trackers:
+            policy = self.trackers.get((tracker.tenant, tracker.id))
+            if policy is not None:
+                return policy
+        return self.tenants.get(tracker.tenant, self.default) if self.tenants else self.default

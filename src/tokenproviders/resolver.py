@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TypeVar
 
 from .directory import Directory, find_tracker
@@ -167,9 +168,10 @@ class Resolver:
         self.settings = settings if settings is not None else ClientSettings()
         self.clients = ClientCache(cache_size)
         self.tokens = TokenManager(self)
-        self._clock = clock
+        # The default clock, called on every resolution, without a Python frame of its own.
+        self._clock = partial(datetime.now, timezone.utc) if clock is utc_now else clock
         self._fingerprint_key = os.urandom(32)
-        self._candidates: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        self._candidates: dict[tuple[str | None, ...], tuple[tuple[str, str], ...]] = {}
         self._last_marked: dict[int, datetime] = {}
 
     # -- small helpers -------------------------------------------------------------------
@@ -195,7 +197,8 @@ class Resolver:
         return self.clients.forget(user=user, tenant=tenant, tracker_id=tracker_id)
 
     def _personal_candidates(self, tracker: Tracker, tracker_type: TrackerType) -> tuple[tuple[str, str], ...]:
-        key = (tracker.type, tracker.tenant, tracker.url, tracker.api_url or "", tracker.id)
+        # _resolve() looks this same key up inline first (one call less per resolution).
+        key = (tracker.type, tracker.tenant, tracker.base_url, tracker.api_url, tracker.id)
         candidates = self._candidates.get(key)
         if candidates is None:
             if len(self._candidates) > 4096:
@@ -236,27 +239,24 @@ class Resolver:
                 f"{user!r} is not authorized for tenant {tracker.tenant!r}, so no credentials"
                 f" are resolved for tracker {tracker.label}",
             )
-        tracker_type = self.plugins.tracker_type(tracker.type)
+        tracker_type = self.plugins._tracker_types.get(tracker.type) or self.plugins.tracker_type(tracker.type)
         policy = self.policies.for_tracker(tracker)
-        now = self.now()
-        unusable = list(unusable)
-        candidates = self._personal_candidates(tracker, tracker_type)
+        now = self._clock()
+        if now.tzinfo is None:
+            raise InvalidInputError("the resolver's clock must return timezone-aware datetimes")
+        candidates = self._candidates.get((tracker.type, tracker.tenant, tracker.base_url, tracker.api_url, tracker.id))
+        if candidates is None:
+            candidates = self._personal_candidates(tracker, tracker_type)
         start = 0
         if after is not None:
             # Retrying after a rejected personal token: only less specific tokens, if any.
             rejected = (after.matched_url, after.scope)
             start = candidates.index(rejected) + 1 if rejected in candidates else len(candidates)
+        # Positional, in field order (user, tracker, tracker_type, policy, now, store,
+        # personal_candidates, skip_personal, unusable, personal_start): the resolve path.
+        skip = start >= len(candidates)
         request = CredentialRequest(
-            user=user,
-            tracker=tracker,
-            tracker_type=tracker_type,
-            policy=policy,
-            now=now,
-            store=self.store,
-            personal_candidates=candidates,
-            skip_personal=start >= len(candidates),
-            unusable=unusable,
-            personal_start=start,
+            user, tracker, tracker_type, policy, now, self.store, candidates, skip, list(unusable), start
         )
         try:
             result = self.plugins.resolve_credentials(request)
@@ -275,7 +275,9 @@ class Resolver:
             )
         if result.source == "personal" and result.token_id is not None:
             self._mark_used(result.token_id, now)
-        self._notify(result)
+        observers = self.plugins.manager.hook.tokenproviders_resolved.get_hookimpls()
+        if observers:
+            self._notify(result, observers)
         return result
 
     def _no_credentials(self, request: CredentialRequest) -> NoCredentialsError:
@@ -309,8 +311,10 @@ class Resolver:
         self._last_marked[token_id] = now
         self.store.mark_used(token_id, now)
 
-    def _notify(self, resolution: Resolution) -> None:
-        for impl in self.plugins.hook.tokenproviders_resolved.get_hookimpls():
+    def _notify(self, resolution: Resolution, observers: list[Any] | None = None) -> None:
+        if observers is None:
+            observers = self.plugins.manager.hook.tokenproviders_resolved.get_hookimpls()
+        for impl in observers:
             try:
                 self.plugins.call_one(impl, resolution=resolution)
             except Exception:  # an observer cannot change or fail the result

@@ -12,14 +12,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, PersonalTokenUnusableError, SecretUnreadableError, TokenProvidersError
-from .model import ALL_TENANTS, Credentials, PersonalToken, Resolution, TokenInfo, Tracker, describe_scope
+from .model import (
+    ALL_TENANTS,
+    Credentials,
+    PersonalToken,
+    Resolution,
+    TokenInfo,
+    Tracker,
+    _make_resolution,
+    describe_scope,
+)
 from .plugins import hookimpl
+from .trackertype import TrackerType
 from .urls import origin_of
 
 if TYPE_CHECKING:
     from .policy import Policy
     from .stores import TokenStore
-    from .trackertype import TrackerType
 
 __all__ = ["CredentialRequest", "PersonalTokenSource", "BotSource", "personal_source", "bot_source"]
 
@@ -60,23 +69,25 @@ class CredentialRequest:
     ) -> Resolution:
         """Build the :class:`Resolution` a source returns, validating the credentials against
         the tracker type's fields (``validated=True`` if the caller just did)."""
+        if not isinstance(credentials, Credentials):
+            raise TypeError(f"a resolution needs Credentials, not {type(credentials).__name__}")
         if not validated:
             self.tracker_type.validate_credentials(credentials)
         fallback = "; ".join(self.unusable) or None
         if fallback:
             reason = f"{reason.rstrip('.')}, because {fallback} and the policy allows falling back."
-        return Resolution(
-            user=self.user,
-            tracker=self.tracker,
-            credentials=credentials,
-            source=source,
-            reason=reason,
-            scope=scope,
-            token_id=token_id,
-            token_version=token_version,
-            matched_url=matched_url,
-            expires_at=expires_at,
-            fallback_from=fallback,
+        return _make_resolution(
+            self.user,
+            self.tracker,
+            credentials,
+            source,
+            reason,
+            scope,
+            token_id,
+            token_version,
+            matched_url,
+            expires_at,
+            fallback,
         )
 
 
@@ -94,6 +105,15 @@ def _after(candidates: tuple[tuple[str, str], ...], token: TokenInfo) -> tuple[t
         return candidates[candidates.index((token.url, token.scope)) + 1 :]
     except ValueError:
         return ()
+
+
+_DEFAULT_API_URL_TRUSTED = TrackerType.api_url_trusted
+
+
+def _trusts_by_override(tracker_type: TrackerType) -> bool:
+    """Whether the type decides :meth:`~TrackerType.api_url_trusted` itself (the default trusts
+    a tracker without ``api_url``: nothing to check then)."""
+    return type(tracker_type).api_url_trusted is not _DEFAULT_API_URL_TRUSTED
 
 
 def _token_words(token: TokenInfo) -> str:
@@ -126,18 +146,36 @@ class PersonalTokenSource:
                 return None
             problem = self._problem(request, token)
             if problem is None:
-                assert token.credentials is not None
-                self._check_endpoint(request)
-                return request.resolution(
-                    token.credentials,
-                    source="personal",
-                    reason=self._reason(request, token),
-                    scope=token.scope,
-                    token_id=token.id,
-                    token_version=token.version,
-                    matched_url=token.url,
-                    expires_at=token.expires_at,
-                    validated=True,  # _problem() just validated them
+                credentials = token.credentials
+                assert credentials is not None
+                if request.tracker.api_url is not None or _trusts_by_override(request.tracker_type):
+                    self._check_endpoint(request)
+                reason = self._reason(request, token)
+                if request.unusable:
+                    return request.resolution(
+                        credentials,
+                        source="personal",
+                        reason=reason,
+                        scope=token.scope,
+                        token_id=token.id,
+                        token_version=token.version,
+                        matched_url=token.url,
+                        expires_at=token.expires_at,
+                        validated=True,  # _problem() just validated them
+                    )
+                # The common hit, as request.resolution() would build it (no fallback to tell).
+                return _make_resolution(
+                    request.user,
+                    request.tracker,
+                    credentials,
+                    "personal",
+                    reason,
+                    token.scope,
+                    token.id,
+                    token.version,
+                    token.url,
+                    token.expires_at,
+                    None,
                 )
             self._unusable(request, token, problem)
             candidates = _after(candidates, token)
@@ -174,15 +212,18 @@ class PersonalTokenSource:
 
     @staticmethod
     def _reason(request: CredentialRequest, token: PersonalToken) -> str:
-        tracker = request.tracker
-        where = "the tracker's own URL" if token.url == tracker.url else "the tracker's service URL"
-        if token.scope == ALL_TENANTS:
-            scope = "for all of the user's tenants"
+        # One f-string (this is the resolve path); the token's words are _token_words(token).
+        tracker, user, url, scope = request.tracker, request.user, token.url, token.scope
+        where = "the tracker's own URL" if url == tracker.url else "the tracker's service URL"
+        if scope == ALL_TENANTS:
+            scope_words, scoped = "all tenants", "for all of the user's tenants"
         else:
-            scope = f"for tenant {token.scope!r}"
+            scope_words = f"tenant {scope!r}"
+            scoped = f"for {scope_words}"
+        label = f" {token.label!r}" if token.label else ""
         return (
-            f"Using {request.user}'s {_token_words(token)}, matched on {where} {token.url}"
-            f" and scoped {scope}, so {tracker.label} records {request.user} as the author."
+            f"Using {user}'s personal token #{token.id}{label} for {url} ({scope_words}), matched on"
+            f" {where} {url} and scoped {scoped}, so {tracker.label} records {user} as the author."
         )
 
     @staticmethod

@@ -78,6 +78,8 @@ class TrackerType(ABC):
     title: ClassVar[str]
     #: Which of ``api_username`` / ``api_password`` this type uses, with labels for forms.
     fields: ClassVar[tuple[Field, ...]]
+    #: ``(fields, declares api_username, requires api_username)``, cached by _fits_plainly.
+    _field_shape: tuple[tuple[Field, ...], bool, bool] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -122,6 +124,8 @@ class TrackerType(ABC):
         """Raise :class:`InvalidCredentialsError` unless ``credentials`` has exactly the fields
         this type takes, with every required one present. Override to add format checks, and
         call ``super()``."""
+        if self._fits_plainly(credentials):
+            return
         present = credentials.present_fields()
         declared = {f.name for f in self.fields}
         extra = present - declared
@@ -162,6 +166,25 @@ class TrackerType(ABC):
                     hint="tokens are plain ASCII; paste it again from the tracker",
                 )
 
+    def _fits_plainly(self, credentials: Credentials) -> bool:
+        """The common case of :meth:`validate_credentials`, on every resolution: printable ASCII
+        in declared fields, every required one present. ``False`` means "check fully", which
+        either passes too or raises the precise error."""
+        shape = self._field_shape
+        if shape is None or shape[0] is not self.fields:
+            names = {f.name: f.required for f in self.fields}
+            shape = (self.fields, "api_username" in names, names.get("api_username", False))
+            self._field_shape = shape
+        username = credentials.api_username  # never "", Credentials makes that None
+        if username is None:
+            if shape[2]:
+                return False
+        elif not (shape[1] and username.isascii() and username.isprintable() and username.strip() == username):
+            return False
+        # (api_password is always declared.) isprintable() is False for every control character.
+        password = credentials.api_password.reveal()
+        return bool(password) and password.isascii() and password.isprintable()
+
     def api_url_trusted(self, tracker: Tracker) -> bool:
         """Whether credentials that match the tracker's URL or service URL may be sent where its
         client talks to.
@@ -179,7 +202,9 @@ class TrackerType(ABC):
 
         The default is the origin of the tracker's base URL, so a token for
         ``https://github.com`` serves every repository there. Override when the service is not
-        the origin; return ``None`` if the type has no service-wide tokens.
+        the origin; return ``None`` if the type has no service-wide tokens. The resolver
+        remembers the answer per type, tenant, tracker id, ``base_url`` and ``api_url``: derive
+        it from those, not from options.
         """
         return origin_of(tracker.base_url)
 

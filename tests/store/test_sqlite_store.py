@@ -238,6 +238,20 @@ def test_mark_used_is_buffered_and_flushed(db_path: Path, keyring: KeyRing, back
     db.close()
 
 
+def test_mark_used_keeps_utc_order_across_offsets_and_refuses_naive_times(db_path: Path, keyring: KeyRing) -> None:
+    db = SQLiteDatabase(db_path, keyring, flush_interval=3600)
+    info = db.tokens.put("alice", URL, "acme", creds("a"), now=NOW)
+    assert info.id is not None
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        db.tokens.mark_used(info.id, datetime(2024, 5, 1, 13, 0))
+    berlin = timezone(timedelta(hours=2))
+    db.tokens.mark_used(info.id, datetime(2024, 5, 1, 14, 5, tzinfo=berlin))  # 12:05 UTC
+    db.tokens.mark_used(info.id, NOW + timedelta(minutes=3))  # 12:03 UTC: older, ignored
+    db.flush()
+    assert db._core.read_one("SELECT last_used_at FROM tokens")[0] == "2024-05-01T12:05:00.000000+00:00"
+    db.close()
+
+
 @pytest.mark.parametrize("background", [True, False])
 def test_a_full_buffer_is_flushed_without_being_asked(db_path: Path, keyring: KeyRing, background: bool) -> None:
     flushed = threading.Event()

@@ -282,7 +282,7 @@ class SQLiteCore:
         #: At most this many audit entries wait; beyond it the oldest are dropped (and counted).
         self.max_pending = MAX_PENDING
         self.pending_audit: deque[tuple[Any, ...]] = deque(maxlen=self.max_pending)
-        self.pending_used: dict[int, str] = {}
+        self.pending_used: dict[int, datetime] = {}  # aware datetimes, made text at the flush
         self._pending_since: float | None = None
         #: After a failed flush the resolve path does not try again before this (monotonic) time.
         self._retry_after = 0.0
@@ -495,7 +495,8 @@ class SQLiteCore:
         if action:
             self._act(action)
 
-    def buffer_used(self, token_id: int, when: str) -> None:
+    def buffer_used(self, token_id: int, when: datetime) -> None:
+        """``when`` must be timezone-aware (the caller checks)."""
         with self._buffer_lock:
             previous = self.pending_used.get(token_id)
             if previous is None or previous < when:
@@ -693,7 +694,7 @@ class SQLiteCore:
                 conn.executemany(
                     "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
                     " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                    [(when, token_id) for token_id, when in used.items()],
+                    [(to_db_time(when), token_id) for token_id, when in used.items()],
                 )
             for hook in self.before_flush:
                 hook(conn)
@@ -719,7 +720,7 @@ class SQLiteCore:
         with self._buffer_lock:
             self._retry_after = time.monotonic() + self.flush_interval
 
-    def _restore(self, audit: list[tuple[Any, ...]], used: dict[int, str], dropped: int) -> None:
+    def _restore(self, audit: list[tuple[Any, ...]], used: dict[int, datetime], dropped: int) -> None:
         """Put entries of a failed flush back in front of newer ones, within bounds (the oldest
         are dropped and counted)."""
         with self._buffer_lock:
@@ -730,7 +731,8 @@ class SQLiteCore:
             self.pending_audit.extend(newer[max(excess - len(audit), 0) :])
             self._dropped += dropped + excess
             for token_id, when in used.items():
-                if self.pending_used.get(token_id, "") < when:
+                previous = self.pending_used.get(token_id)
+                if previous is None or previous < when:
                     self.pending_used[token_id] = when
             if self._pending_since is None:
                 self._pending_since = time.monotonic()

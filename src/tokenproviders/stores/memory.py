@@ -67,7 +67,11 @@ class MemoryTokenStore:
         if entry.sealed is not None:
             assert self.keyring is not None  # only a store with a key ring seals
             try:
-                secret = self.keyring.open_secret(entry.sealed, _token_aad(info.owner, info.scope, info.url))
+                from ..crypto import encode_token_aad  # loaded already: this store has a key ring
+
+                secret = self.keyring.open_secret(
+                    entry.sealed, encode_token_aad(info.owner, info.scope, info.url, "api_password")
+                )
             except SecretUnreadableError as exc:
                 raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=info) from None
         else:

@@ -49,7 +49,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
-from ..crypto import AssociatedData, KeyRing
+from ..crypto import AssociatedData, KeyRing, encode_token_aad
 from ..errors import (
     ConfigurationError,
     InvalidInputError,
@@ -58,7 +58,7 @@ from ..errors import (
     SecretUnreadableError,
     StoreError,
 )
-from ..model import Credentials, PersonalToken, TokenInfo
+from ..model import Credentials, PersonalToken, TokenInfo, _make_personal_token, _trusted_credentials
 from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, from_db_time, to_db_time, utc_now
 from .audit import AuditEntry, AuditLog
 from .sqlite_directory import SQLiteDirectory
@@ -103,6 +103,9 @@ def _info(row: Sequence[Any]) -> TokenInfo:
         row[10],
         row[11],
     )
+
+
+_parse_time = datetime.fromisoformat  # from_db_time without the call, on the resolve path
 
 
 def token_aad(owner: str, scope: str, url: str) -> AssociatedData:
@@ -155,9 +158,18 @@ class SQLiteTokenStore:
         # probe it with the plain unique-index equality first, which costs exactly one indexed
         # read; only on a miss let SQLite rank the remaining candidates in one more query.
         url, scope = candidates[0]
-        row = self._core.read_one(self._exact_sql, (owner, url, scope))
-        if row is not None:
-            return self._opened((owner, url, scope, *row))
+        core = self._core
+        with core.lock:
+            if core.closed:
+                core._check_open()
+            try:
+                rows = core.conn.execute(self._exact_sql, (owner, url, scope)).fetchall()
+            except sqlite3.Error:
+                rows = None  # busy or worse: read() retries, or raises our error
+        if rows is None:
+            rows = core.read(self._exact_sql, (owner, url, scope))
+        if rows:
+            return self._opened((owner, url, scope, *rows[0]))
         rest = candidates[1:]
         if not rest:
             return None
@@ -173,26 +185,26 @@ class SQLiteTokenStore:
         return self._opened((owner, url, scope, *row[1:]))
 
     def _opened(self, row: Sequence[Any]) -> PersonalToken:
-        owner, url, scope, api_username = row[0], row[1], row[2], row[11]
+        owner, url, scope, api_username = row[0], row[1], row[2], row[11] or None
         try:
-            secret = self._core.keyring.open_secret(row[12], token_aad(owner, scope, url))
+            secret = self._core.keyring.open_secret(row[12], encode_token_aad(owner, scope, url, SECRET_FIELD))
         except SecretUnreadableError as exc:
             raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=_info(row)) from None
         # Positional, in PersonalToken's field order: this is the resolve path.
-        return PersonalToken(
+        return _make_personal_token(
             owner,
             url,
             scope,
             row[3],
             row[4],
-            from_db_time(row[5]),
-            from_db_time(row[6]),
-            from_db_time(row[7]),
-            from_db_time(row[8]),
+            None if row[5] is None else _parse_time(row[5]),
+            _parse_time(row[6]),  # created and updated are never NULL
+            _parse_time(row[7]),
+            None if row[8] is None else _parse_time(row[8]),
             row[9],
             row[10],
             api_username,
-            Credentials(secret, api_username),
+            _trusted_credentials(secret, api_username),
         )
 
     def get(self, owner: str, url: str, scope: str) -> PersonalToken | None:
@@ -310,7 +322,9 @@ class SQLiteTokenStore:
         """Buffered: written with the next flush (at most ``flush_interval`` seconds later,
         also when the process goes idle; on ``list``, ``close`` and at exit). Never waits for
         another process's write lock."""
-        self._core.buffer_used(token_id, to_db_time(when))
+        if when.tzinfo is None:
+            to_db_time(when)  # raises the usual error for a naive datetime
+        self._core.buffer_used(token_id, when)
 
 
 _UPSERT: Final = (
