@@ -172,7 +172,7 @@ class Resolver:
         self._clock = partial(datetime.now, timezone.utc) if clock is utc_now else clock
         self._fingerprint_key = os.urandom(32)
         self._candidates: dict[tuple[str | None, ...], tuple[tuple[str, str], ...]] = {}
-        self._last_marked: dict[int, datetime] = {}
+        self._last_marked: dict[int, datetime] = {}  # token id -> next time worth stamping
 
     # -- small helpers -------------------------------------------------------------------
     def now(self) -> datetime:
@@ -303,12 +303,12 @@ class Resolver:
         )
 
     def _mark_used(self, token_id: int, now: datetime) -> None:
-        last = self._last_marked.get(token_id)
-        if last is not None and now - last < LAST_USED_RESOLUTION:
+        not_before = self._last_marked.get(token_id)
+        if not_before is not None and now < not_before:
             return
         if len(self._last_marked) > 100_000:
             self._last_marked.clear()
-        self._last_marked[token_id] = now
+        self._last_marked[token_id] = now + LAST_USED_RESOLUTION
         self.store.mark_used(token_id, now)
 
     def _notify(self, resolution: Resolution, observers: list[Any] | None = None) -> None:

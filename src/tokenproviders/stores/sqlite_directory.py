@@ -100,7 +100,7 @@ class SQLiteDirectory:
 
     # -- Directory protocol -------------------------------------------------------------
     def tenants_of(self, user: str) -> frozenset[str]:
-        return frozenset(row[0] for row in self._core.read("SELECT tenant FROM members WHERE user = ?", (user,)))
+        return frozenset([row[0] for row in self._core.read("SELECT tenant FROM members WHERE user = ?", (user,))])
 
     def trackers_of(self, tenant: str) -> tuple[Tracker, ...]:
         rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))  # noqa: S608 - constant SQL, values bound
