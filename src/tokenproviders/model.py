@@ -227,6 +227,14 @@ class Tracker:
             normalize_url(self.api_url)
         if self.bot_credentials is not None and not isinstance(self.bot_credentials, Credentials):
             raise TypeError("Tracker.bot_credentials must be Credentials or None")
+        if not self.verify_tls and self.ca_bundle:
+            # Client libraries disagree on what this means (some verify against the bundle,
+            # some do not verify at all): it gets no meaning here.
+            raise InvalidInputError(
+                f"tracker {self.tenant}/{self.id}: verify_tls=False and a ca_bundle contradict each other",
+                hint="keep the ca_bundle to verify the certificate against that CA, or drop it to"
+                " turn verification off",
+            )
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         if not self.name:
             object.__setattr__(self, "name", self.id)

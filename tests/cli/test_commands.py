@@ -253,6 +253,9 @@ def test_ca_bundle_is_stored_as_an_absolute_path(world: CLI, tmp_path: Path, mon
         line = world.fails(ExitCode.USAGE, "trackers", "add", "acme", "c", "--type", "memory",
                            "--url", "https://c.example.org", "--no-bot", "--ca-bundle", given)
         assert "--ca-bundle" in line
+    line = world.fails(ExitCode.USAGE, "trackers", "add", "acme", "c", "--type", "memory", "--url",
+                       "https://c.example.org", "--no-bot", "--ca-bundle", "certs/corporate.pem", "--no-verify-tls")
+    assert "--no-verify-tls and --ca-bundle contradict each other" in line
     assert world.dump() == before
 
 

@@ -22,6 +22,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
+from tokenproviders.trackertype import tls_verify
 from tokenproviders.urls import MAX_URL_LENGTH, is_normalized
 
 from .core_world import assert_actionable, assert_no_secret
@@ -221,6 +222,20 @@ def test_tracker_checks(kwargs: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError) as excinfo:
         Tracker(**values)  # type: ignore[arg-type]
     assert_actionable(excinfo.value)
+
+
+def test_tracker_refuses_verify_tls_off_with_a_ca_bundle() -> None:
+    # Client libraries read the pair differently (no verification, or verification against
+    # the bundle): the tracker does not let the plugin decide which.
+    def tracker(verify_tls: bool, ca_bundle: str | None) -> Tracker:
+        return Tracker("acme", "repo", "memory", "https://x.test", verify_tls=verify_tls, ca_bundle=ca_bundle)
+
+    with pytest.raises(InvalidInputError, match="contradict") as excinfo:
+        tracker(False, "/ca.pem")
+    assert_actionable(excinfo.value)
+    assert tls_verify(tracker(False, None)) is False
+    assert tls_verify(tracker(True, "/ca.pem")) == "/ca.pem"
+    assert tls_verify(tracker(True, None)) is True
 
 
 def test_tracker_defaults_and_read_only_options() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -75,7 +76,6 @@ def test_trackers_round_trip_with_sealed_bot_credentials(db: SQLiteDatabase) -> 
         name="Jira",
         bot_credentials=Credentials(Secret("bot-pass"), "bot@acme"),
         options={"project": "OPS", "labels": ["a", "b"]},
-        verify_tls=False,
         ca_bundle="/etc/ca.pem",
     )
     db.directory.add_tracker(tracker)
@@ -86,6 +86,9 @@ def test_trackers_round_trip_with_sealed_bot_credentials(db: SQLiteDatabase) -> 
     assert find_tracker(db.directory, "acme", "jira") == tracker
     [row] = db._core.read("SELECT bot_username, bot_secret, key_id FROM trackers")
     assert row[0] == "bot@acme" and b"bot-pass" not in row[1] and row[2] == db.keyring.primary_id
+    unverified = replace(tracker, id="legacy", ca_bundle=None, verify_tls=False)
+    db.directory.add_tracker(unverified)
+    assert db.directory.get_tracker("acme", "legacy") == unverified
 
 
 def test_tracker_without_bot_credentials(db: SQLiteDatabase) -> None:

@@ -428,7 +428,7 @@ def test_422_quotes_githubs_validation_errors(fast_world: Any, timed: Timed) -> 
 
 @pytest.mark.parametrize(
     ("verify_tls", "ca_bundle", "expected"),
-    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, "/x.pem", False)],
+    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, None, False)],
 )
 def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
     tracker = Tracker(

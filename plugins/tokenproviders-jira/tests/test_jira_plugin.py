@@ -382,7 +382,7 @@ def test_a_service_wide_token_is_not_matched_by_prefix(world: Any) -> None:
 
 @pytest.mark.parametrize(
     ("verify_tls", "ca_bundle", "expected"),
-    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, "/x.pem", False)],
+    [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, None, False)],
 )
 def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
     from tokenproviders import Tracker

@@ -475,6 +475,11 @@ def trackers_add(
     verify: bool,
 ) -> None:
     """Add tracker ID to TENANT, with bot credentials (prompted for, or read from stdin)."""
+    if no_verify_tls and ca_bundle is not None:
+        raise click.UsageError(
+            "--no-verify-tls and --ca-bundle contradict each other: give --ca-bundle to verify"
+            " against that CA, or --no-verify-tls to not verify"
+        )
     _require_tenant(session, tenant)
     session.plugins.tracker_type(type_name)
     parsed_options = _parse_options(options)

@@ -42,6 +42,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
+from tokenproviders.trackertype import tls_verify
 
 __all__ = [
     "AzureBoardsError",
@@ -148,7 +149,7 @@ class AzureBoardsTrackerType(TrackerType):
     def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
         from ._client import AzureBoardsClient  # requests is imported here, never at module top
 
-        verify: bool | str = tracker.ca_bundle if tracker.ca_bundle else tracker.verify_tls
+        verify = tls_verify(tracker)
         return AzureBoardsClient(locate(tracker).organization_url, credentials, settings, verify)
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:

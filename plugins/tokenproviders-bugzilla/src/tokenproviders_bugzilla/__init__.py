@@ -41,7 +41,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
-from tokenproviders.trackertype import FailureKind
+from tokenproviders.trackertype import FailureKind, tls_verify
 
 __all__ = [
     "BugzillaAnswerError",
@@ -161,7 +161,7 @@ class BugzillaTrackerType(TrackerType):
     def build_client(self, tracker: Tracker, credentials: Credentials, settings: ClientSettings) -> Any:
         from ._client import build_bugzilla  # python-bugzilla is imported here, never at module top
 
-        verify: bool | str = tracker.ca_bundle if tracker.ca_bundle else tracker.verify_tls
+        verify = tls_verify(tracker)
         return build_bugzilla(rest_url(tracker), credentials, settings, verify)
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:

@@ -48,6 +48,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
+from tokenproviders.trackertype import tls_verify
 
 __all__ = ["RedmineAnswerError", "RedmineTrackerType", "tokenproviders_register_tracker_types"]
 
@@ -152,7 +153,7 @@ class RedmineTrackerType(TrackerType):
         from ._client import build_redmine  # python-redmine is imported here, never at module top
 
         instance, _ = instance_and_project(tracker)
-        verify: bool | str = tracker.ca_bundle if tracker.ca_bundle else tracker.verify_tls
+        verify = tls_verify(tracker)
         return build_redmine(instance, credentials, settings, verify)
 
     def whoami(self, client: Any, tracker: Tracker) -> Identity:
