@@ -174,7 +174,8 @@ class TrackerType(ABC):
         if shape is None or shape[0] is not self.fields:
             names = {f.name: f.required for f in self.fields}
             shape = (self.fields, "api_username" in names, names.get("api_username", False))
-            self._field_shape = shape
+            # Through __dict__: a tracker type may be a frozen dataclass.
+            self.__dict__["_field_shape"] = shape
         username = credentials.api_username  # never "", Credentials makes that None
         if username is None:
             if shape[2]:

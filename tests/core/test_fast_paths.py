@@ -223,3 +223,15 @@ def test_a_personal_resolution_is_what_the_plain_constructors_build() -> None:
         matched_url=TRACKER.url,
         expires_at=NOW + timedelta(days=1),
     )
+
+
+def test_credential_check_works_on_a_frozen_dataclass_tracker_type() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Configured(MemoryTrackerType):
+        name = "memory-frozen"
+        region: str = "eu"
+
+    tracker_type = Configured()
+    tracker_type.validate_credentials(Credentials(Secret("tok")))
+    with pytest.raises(InvalidCredentialsError, match="control character"):
+        tracker_type.validate_credentials(Credentials(Secret("tok\n")))
