@@ -113,7 +113,10 @@ _DEFAULT_API_URL_TRUSTED = TrackerType.api_url_trusted
 def _trusts_by_override(tracker_type: TrackerType) -> bool:
     """Whether the type decides :meth:`~TrackerType.api_url_trusted` itself (the default trusts
     a tracker without ``api_url``: nothing to check then)."""
-    return type(tracker_type).api_url_trusted is not _DEFAULT_API_URL_TRUSTED
+    return (
+        type(tracker_type).api_url_trusted is not _DEFAULT_API_URL_TRUSTED
+        or "api_url_trusted" in getattr(tracker_type, "__dict__", ())
+    )
 
 
 def _token_words(token: TokenInfo) -> str:

@@ -235,3 +235,26 @@ def test_credential_check_works_on_a_frozen_dataclass_tracker_type() -> None:
     tracker_type.validate_credentials(Credentials(Secret("tok")))
     with pytest.raises(InvalidCredentialsError, match="control character"):
         tracker_type.validate_credentials(Credentials(Secret("tok\n")))
+
+
+def test_an_api_url_rule_of_the_type_is_asked_even_without_api_url() -> None:
+    from tokenproviders import ConfigurationError as Refused
+    from tokenproviders import MemoryDirectory, MemoryTokenStore, Plugins, Resolver
+    from tokenproviders.testing.memory_tracker import MemoryTrackerPlugin
+
+    class Distrustful(MemoryTrackerType):
+        def api_url_trusted(self, tracker: Tracker) -> bool:
+            return False
+
+    per_instance = MemoryTrackerType()
+    per_instance.api_url_trusted = lambda tracker: False  # type: ignore[method-assign]
+    for tracker_type in (Distrustful(), per_instance):
+        resolver = Resolver(
+            MemoryDirectory(memberships=[("alice", "acme")], trackers=[TRACKER]),
+            MemoryTokenStore(keyring=KeyRing.generate("k1")),
+            plugins=Plugins(load_entry_points=False, extra=[MemoryTrackerPlugin(tracker_type)]),
+            clock=lambda: NOW,
+        )
+        resolver.tokens.set(owner="alice", url=TRACKER.url, scope="acme", credentials=Credentials(Secret("tok")))
+        with pytest.raises(Refused, match="personal tokens are not sent there"):
+            resolver.resolve("alice", TRACKER)
