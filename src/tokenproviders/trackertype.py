@@ -215,8 +215,8 @@ class TrackerType(ABC):
         """Return the client library's client, authenticated with ``credentials``.
 
         Import the client library *here*, not at module top. Apply ``settings.timeout`` and
-        ``settings.retries`` (bounded), the TLS settings (:func:`tls_verify` gives ``requests``'
-        ``verify``), and no client-side sleeps. Do no network I/O if the library allows it.
+        ``settings.retries`` (bounded), the TLS settings (:func:`~tokenproviders.trackertype.tls_verify`
+        gives ``requests``' ``verify``), and no client-side sleeps. Do no network I/O if the library allows it.
         """
 
     @abstractmethod
