@@ -694,7 +694,7 @@ class SQLiteCore:
                 conn.executemany(
                     "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
                     " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                    [(to_db_time(when), token_id) for token_id, when in used.items()],
+                    [(to_db_time(when), token_id) for token_id, when in sorted(used.items())],
                 )
             for hook in self.before_flush:
                 hook(conn)
