@@ -10,6 +10,7 @@ error message that names the credentials' source and what to do, never the libra
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sys
@@ -28,6 +29,7 @@ __all__ = [
     "classify_http_status",
     "no_duplicate_retry",
     "tls_verify",
+    "classify_requests_error",
 ]
 
 FailureKind = Literal["rejected", "unavailable", "not_found", "request"]
@@ -282,6 +284,57 @@ def _sendable_in_header(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` or anything it wraps (cause, context, ``reason``, args) is one of ``kinds``."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
+
+
+def classify_requests_error(exc: BaseException, *, redirect_detail: str, not_json_detail: str) -> TrackerFailure | None:
+    """Name what went wrong on the wire for a ``requests``-based client, in words that never
+    quote the library's message; ``None`` for anything else (and for an ``HTTPError``, whose
+    status the generic mapping reads).
+
+    ``redirect_detail`` explains a refused redirect and ``not_json_detail`` an answer that is
+    not JSON (both usually mean the URL is not the tracker's API), in the type's own words.
+    """
+    if isinstance(exc, json.JSONDecodeError):  # requests' own JSONDecodeError is one too
+        return TrackerFailure("not_found", not_json_detail)
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    if isinstance(exc, requests_exceptions.TooManyRedirects):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return TrackerFailure("not_found", redirect_detail, status if isinstance(status, int) else None)
+    if isinstance(exc, requests_exceptions.SSLError):
+        return TrackerFailure(
+            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
+        )
+    if isinstance(exc, requests_exceptions.ConnectTimeout):
+        return TrackerFailure("unavailable", "connecting timed out")
+    if isinstance(exc, requests_exceptions.Timeout):
+        return TrackerFailure("unavailable", "no answer within the timeout")
+    if isinstance(exc, requests_exceptions.ConnectionError):
+        if _caused_by(exc, (ConnectionRefusedError,)):
+            return TrackerFailure("unavailable", "connection refused")
+        if _caused_by(exc, (socket.gaierror,)):
+            return TrackerFailure("unavailable", "the host name does not resolve")
+        return TrackerFailure("unavailable", "connection failed")
+    if isinstance(exc, requests_exceptions.HTTPError):
+        return None  # a status: let the generic mapping read it
+    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
+    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")
 
 
 def classify_common_error(exc: BaseException) -> TrackerFailure | None:

@@ -22,7 +22,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
-from tokenproviders.trackertype import tls_verify
+from tokenproviders.trackertype import TrackerFailure, tls_verify
 from tokenproviders.urls import MAX_URL_LENGTH, is_normalized
 
 from .core_world import assert_actionable, assert_no_secret
@@ -287,3 +287,30 @@ def test_secret_with_a_lone_surrogate_compares_without_quoting_it() -> None:
     odd = Secret("tok\udc80en")
     assert odd == Secret("tok\udc80en")
     assert odd != Secret("token")
+
+
+def test_requests_errors_are_named_without_the_library_text() -> None:
+    import json
+
+    from tokenproviders.trackertype import classify_requests_error
+
+    requests = pytest.importorskip("requests")
+
+    def classify(exc: BaseException) -> object:
+        return classify_requests_error(exc, redirect_detail="redirected", not_json_detail="not JSON")
+
+    refused = requests.exceptions.ConnectionError(OSError("x", ConnectionRefusedError("token=abc")))
+    assert classify(refused) == TrackerFailure("unavailable", "connection refused")
+    assert classify(requests.exceptions.ConnectTimeout("token=abc")) == TrackerFailure(
+        "unavailable", "connecting timed out"
+    )
+    assert classify(json.JSONDecodeError("x", "doc", 0)) == TrackerFailure("not_found", "not JSON")
+    response = requests.Response()
+    response.status_code = 302
+    assert classify(requests.exceptions.TooManyRedirects(response=response)) == TrackerFailure(
+        "not_found", "redirected", 302
+    )
+    leaky = classify(requests.exceptions.InvalidHeader("Authorization: token=abc"))
+    assert leaky == TrackerFailure("request", "the request could not be sent (InvalidHeader)")
+    assert classify(requests.exceptions.HTTPError("500")) is None
+    assert classify(ValueError("token=abc")) is None

@@ -21,10 +21,8 @@ with only the retries that cannot duplicate an issue (see :func:`tokenproviders.
 from __future__ import annotations
 
 import http
-import json
 import math
 import re
-import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -49,7 +47,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
-from tokenproviders.trackertype import no_duplicate_retry, tls_verify
+from tokenproviders.trackertype import classify_requests_error, no_duplicate_retry, tls_verify
 
 __all__ = [
     "GitHubAnswerError",
@@ -228,7 +226,9 @@ class GitHubTrackerType(TrackerType):
         github_exceptions = sys.modules.get("github.GithubException")
         if github_exceptions is not None and isinstance(exc, github_exceptions.GithubException):
             return _github_failure(exc, github_exceptions)
-        return _network_failure(exc) or super().classify_error(exc)
+        return classify_requests_error(
+            exc, redirect_detail=REDIRECT_DETAIL, not_json_detail=NOT_GITHUB_DETAIL
+        ) or super().classify_error(exc)
 
 
 @hookimpl
@@ -383,46 +383,3 @@ def _github_failure(exc: Any, exceptions: Any) -> TrackerFailure:
     if failure is None:
         return TrackerFailure("request", f"unexpected answer {text}", status)
     return failure
-
-
-def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kinds):
-            return True
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
-    return False
-
-
-def _network_failure(exc: BaseException) -> TrackerFailure | None:
-    """Name what went wrong on the wire, in words that never quote the library's message."""
-    if isinstance(exc, json.JSONDecodeError):
-        return TrackerFailure("not_found", NOT_GITHUB_DETAIL)
-    requests_exceptions = sys.modules.get("requests.exceptions")
-    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
-        return None
-    if isinstance(exc, requests_exceptions.TooManyRedirects):  # not raised: redirects are refused first
-        return TrackerFailure("not_found", REDIRECT_DETAIL)
-    if isinstance(exc, requests_exceptions.SSLError):
-        return TrackerFailure(
-            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
-        )
-    if isinstance(exc, requests_exceptions.ConnectTimeout):
-        return TrackerFailure("unavailable", "connecting timed out")
-    if isinstance(exc, requests_exceptions.Timeout):
-        return TrackerFailure("unavailable", "no answer within the timeout")
-    if isinstance(exc, requests_exceptions.ConnectionError):
-        if _caused_by(exc, (ConnectionRefusedError,)):
-            return TrackerFailure("unavailable", "connection refused")
-        if _caused_by(exc, (socket.gaierror,)):
-            return TrackerFailure("unavailable", "the host name does not resolve")
-        return TrackerFailure("unavailable", "connection failed")
-    if isinstance(exc, requests_exceptions.HTTPError):
-        return None  # a status: let the generic mapping read it
-    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
-    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")

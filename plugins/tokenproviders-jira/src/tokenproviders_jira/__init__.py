@@ -26,9 +26,7 @@ retries that cannot duplicate an issue (see :func:`tokenproviders.trackertype.no
 from __future__ import annotations
 
 import http
-import json
 import re
-import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -51,7 +49,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
-from tokenproviders.trackertype import no_duplicate_retry, tls_verify
+from tokenproviders.trackertype import classify_requests_error, no_duplicate_retry, tls_verify
 
 __all__ = ["JiraAnswerError", "JiraTrackerType", "tokenproviders_register_tracker_types"]
 
@@ -242,7 +240,9 @@ class JiraTrackerType(TrackerType):
         jira_exceptions = sys.modules.get("jira.exceptions")
         if jira_exceptions is not None and isinstance(exc, jira_exceptions.JIRAError):
             return _jira_failure(exc)
-        return _network_failure(exc) or super().classify_error(exc)
+        return classify_requests_error(
+            exc, redirect_detail=REDIRECT_DETAIL, not_json_detail=NOT_JIRA_DETAIL
+        ) or super().classify_error(exc)
 
 
 @hookimpl
@@ -364,48 +364,3 @@ def _jira_failure(exc: Any) -> TrackerFailure:
     if failure is None:  # pragma: no cover - every status below 400 is handled above
         return TrackerFailure("request", f"unexpected answer {text}", status)
     return failure
-
-
-def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen or len(seen) > 16:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kinds):
-            return True
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
-    return False
-
-
-def _network_failure(exc: BaseException) -> TrackerFailure | None:
-    """Name what went wrong on the wire, in words that never quote the library's message."""
-    if isinstance(exc, json.JSONDecodeError):  # requests' JSONDecodeError is one too
-        return TrackerFailure("not_found", NOT_JIRA_DETAIL)
-    requests_exceptions = sys.modules.get("requests.exceptions")
-    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
-        return None
-    if isinstance(exc, requests_exceptions.TooManyRedirects):
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-        return TrackerFailure("not_found", REDIRECT_DETAIL, status if isinstance(status, int) else None)
-    if isinstance(exc, requests_exceptions.SSLError):
-        return TrackerFailure(
-            "unavailable", "TLS handshake failed (check the tracker's certificate, ca_bundle or verify_tls)"
-        )
-    if isinstance(exc, requests_exceptions.ConnectTimeout):
-        return TrackerFailure("unavailable", "connecting timed out")
-    if isinstance(exc, requests_exceptions.Timeout):
-        return TrackerFailure("unavailable", "no answer within the timeout")
-    if isinstance(exc, requests_exceptions.ConnectionError):
-        if _caused_by(exc, (ConnectionRefusedError,)):
-            return TrackerFailure("unavailable", "connection refused")
-        if _caused_by(exc, (socket.gaierror,)):
-            return TrackerFailure("unavailable", "the host name does not resolve")
-        return TrackerFailure("unavailable", "connection failed")
-    if isinstance(exc, requests_exceptions.HTTPError):
-        return None  # a status: let the generic mapping read it
-    # InvalidHeader, InvalidURL, ...: their text may quote a header value, i.e. a token.
-    return TrackerFailure("request", f"the request could not be sent ({type(exc).__name__})")
