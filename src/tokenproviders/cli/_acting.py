@@ -22,7 +22,7 @@ from rich.table import Table
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..model import Identity, Resolution, Tracker, check_user_id
 from ._app import cli, pass_session, redactor_of
-from ._output import emit_json, format_scope, format_time, masked, stdout_console
+from ._output import echo, emit_json, fields_table, format_scope, format_time, masked, stdout_console
 from ._setup import cli_option_hint
 from ._state import Session
 from .exit_codes import ExitCode
@@ -60,9 +60,7 @@ def _source_words(resolution: Resolution) -> str:
 
 
 def resolution_table(resolution: Resolution, title: str, extra: dict[str, str] | None = None) -> Table:
-    grid = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
-    grid.add_column("field", style="bold", no_wrap=True)
-    grid.add_column("value", overflow="fold")
+    grid = fields_table(title)
     tracker = resolution.tracker
     rows = {
         "user": resolution.user,
@@ -96,7 +94,7 @@ def _not_audited(failure: StoreError | None, done: str, again: str) -> None:
     if failure is None:
         return
     redact = redactor_of().redact
-    click.echo(
+    echo(
         f"Warning: {done}, but its audit entry could not be written ({redact(failure.message)});"
         f" do not run the command again for this, {again}. Make the database writable;"
         " the entry is lost if it cannot be written when the command ends.",
@@ -220,8 +218,8 @@ def report(
             }
         )
     else:
-        click.echo(issue.url)
+        echo(issue.url)
         if resolution is not None:
-            click.echo(f"Filed {issue.id} on {tenant}/{tracker_id} with {_source_words(resolution)}.", err=True)
-            click.echo(f"Why: {resolution.reason}", err=True)
+            echo(f"Filed {issue.id} on {tenant}/{tracker_id} with {_source_words(resolution)}.", err=True)
+            echo(f"Why: {resolution.reason}", err=True)
     _not_audited(failure, f"issue {issue.id} was filed ({issue.url})", "that would file a second issue")

@@ -24,6 +24,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from .. import __version__
+from .._printable import printable
 from ..errors import InvalidCredentialsError, InvalidInputError, TokenProvidersError
 from ..model import ALL_TENANTS, Secret, check_scope
 from ..trackertype import TrackerType
@@ -198,10 +199,11 @@ class RootGroup(AliasedGroup):
     @staticmethod
     def _report(config: CLIConfig, exc: BaseException, message: str) -> None:
         redact = config.redactor.redact
+        # Messages quote input and trackers' answers: escape what a terminal would act on.
         if config.debug:
             rendered = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            click.echo(redact(rendered), err=True, nl=False)
-        click.echo(f"Error: {redact(_one_line(message))}", err=True)
+            click.echo(printable(redact(rendered), keep_newlines=True), err=True, nl=False)
+        click.echo(f"Error: {printable(redact(_one_line(message)))}", err=True)
 
 
 def _debug_logging(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

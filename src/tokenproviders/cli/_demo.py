@@ -28,7 +28,7 @@ from ..errors import NotAuthorizedError, PluginError
 from ..model import ALL_TENANTS, Credentials, ReportedIssue, Secret, Tracker
 from ..plugins import Plugins
 from ._app import cli, get_config
-from ._output import format_scope, stdout_console, table
+from ._output import format_scope, stdout_console, styled, table
 from ._state import CLIConfig, DataPaths, Session, initialise
 
 __all__ = ["demo", "REQUIRED_TYPES"]
@@ -244,8 +244,8 @@ def demo(ctx: click.Context) -> None:
                 item.user,
                 f"{item.tracker.tenant}/{item.tracker.id}",
                 item.issue.url,
-                f"[{style}]{source}[/]",
-                f"[bold {style}]{item.reporter}[/]",
+                styled(source, style),
+                styled(item.reporter, f"bold {style}"),
             )
         console.print(results)
         reasons = Table(title="Why the resolver chose those credentials", title_justify="left", show_lines=True)

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
+from rich.text import Text
 
+from .._printable import printable
 from ..plugins import Plugins
 from ._app import cli, get_config, pass_session
-from ._output import emit_json, format_time, join, stdout_console, table
+from ._output import echo, emit_json, format_time, join, stdout_console, styled, table
 from ._state import Session
 
 __all__ = ["plugins", "audit"]
@@ -66,16 +68,18 @@ def plugins(as_json: bool) -> None:
     grid = table("Plugins", "name", "distribution", "version", "provides", "status")
     for info in infos:
         if info.broken:
-            status = f"[bold red]broken[/]: {info.broken}"
+            status = Text.assemble(styled("broken", "bold red"), ": ", printable(info.broken))
         elif info.blocked:
-            status = "[yellow]blocked[/] by TOKENPROVIDERS_BLOCK_PLUGINS / TOKENPROVIDERS_LOAD_PLUGINS"
+            status = Text.assemble(
+                styled("blocked", "yellow"), " by TOKENPROVIDERS_BLOCK_PLUGINS / TOKENPROVIDERS_LOAD_PLUGINS"
+            )
         else:
-            status = "[green]loaded[/]" + (" (built-in)" if info.builtin else "")
+            status = Text.assemble(styled("loaded", "green"), " (built-in)" if info.builtin else "")
         provides = join(info.tracker_types or [h.removeprefix("tokenproviders_") for h in info.hooks])
         grid.add_row(info.name, info.distribution or "-", info.version or "-", provides, status)
     console.print(grid)
     if not manager.tracker_types:
-        click.echo(
+        echo(
             "No tracker types are installed; install one, e.g. pip install tokenproviders-jira", err=True
         )
 
@@ -154,4 +158,4 @@ def audit(
         )
     stdout_console().print(grid)
     if not rows:
-        click.echo("No resolutions recorded (yet)", err=True)
+        echo("No resolutions recorded (yet)", err=True)

@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ..crypto import KeyRing
 from ..errors import ConfigurationError, SecretUnreadableError
 from ._app import AliasedGroup, cli, pass_session
-from ._output import emit_json, stdout_console, table
+from ._output import emit_json, stdout_console, styled, table
 from ._state import Session
 from .exit_codes import NotFoundError
 
@@ -88,14 +89,15 @@ def keys_status(session: Session, as_json: bool) -> None:
         return
     grid = table(f"Keys ({session.db.keyring.source})", "key id", "primary", "in key ring", "rows sealed", "state")
     for row in rows:
+        state: str | Text
         if row["retired"]:
             state = "retired"
         elif row["primary"]:
             state = "seals new secrets"
         elif not row["in_key_ring"]:
-            state = "[bold red]missing from the key ring: its rows cannot be opened[/]"
+            state = styled("missing from the key ring: its rows cannot be opened", "bold red")
         elif row["rows"]:
-            state = "[yellow]still in use: run 'keys rotate'[/]"
+            state = styled("still in use: run 'keys rotate'", "yellow")
         else:
             state = "unused: may be retired"
         grid.add_row(

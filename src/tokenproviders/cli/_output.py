@@ -1,25 +1,37 @@
-"""How the command prints: rich tables for people, ``--json`` for scripts, times in UTC."""
+"""How the command prints: rich tables for people, ``--json`` for scripts, times in UTC.
+
+Every value the command prints (ids, labels, URLs, a tracker's answers) passes through here and
+is shown as it is: never read as rich markup (``[/]`` in a label would break a listing), with
+control characters and bidi overrides escaped (:func:`~tokenproviders._printable.printable`).
+Styling is added with :class:`~rich.text.Text` (:func:`styled`), never by markup in a string.
+"""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, cast
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .._printable import UNPRINTABLE_IN_LINES, printable
 from ..model import ALL_TENANTS, Secret
 
 __all__ = [
     "stdout_console",
+    "echo",
+    "styled",
     "table",
+    "fields_table",
+    "DataTable",
     "emit_json",
     "format_time",
     "format_scope",
@@ -85,10 +97,43 @@ def stdout_console() -> Console:
     return _Console(file=cast(IO[str], _NoTrailingSpaces(stream)), width=width, highlight=False, soft_wrap=False)
 
 
-def table(title: str | None, *columns: str) -> Table:
-    grid = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+def echo(message: str, *, err: bool = False) -> None:
+    """Print a message that may carry data (one line: control characters are escaped)."""
+    click.echo(printable(message), err=err)
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` as it is, in ``style`` (a cell that stands out: ``styled("broken", "bold red")``)."""
+    return Text(printable(text), style=style)
+
+
+def _cell(value: RenderableType | None) -> RenderableType | None:
+    return Text(printable(value)) if isinstance(value, str) else value
+
+
+class DataTable(Table):
+    """A table whose title and plain-string cells are shown as they are, never as markup."""
+
+    def __init__(self, title: str | None, **kwargs: Any) -> None:
+        super().__init__(title=None if title is None else Text(printable(title)), title_justify="left", **kwargs)
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        super().add_row(*(_cell(value) for value in renderables), **kwargs)
+
+
+def table(title: str | None, *columns: str) -> DataTable:
+    """A listing: one row per item, under ``columns``."""
+    grid = DataTable(title, show_lines=False, header_style="bold")
     for column in columns:
         grid.add_column(column, overflow="fold")
+    return grid
+
+
+def fields_table(title: str | None) -> DataTable:
+    """One item, a ``field  value`` pair per row, without a header or borders."""
+    grid = DataTable(title, show_header=False, box=None, padding=(0, 2, 0, 0))
+    grid.add_column("field", style="bold", no_wrap=True)
+    grid.add_column("value", overflow="fold")
     return grid
 
 
@@ -104,9 +149,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def emit_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False, ensure_ascii=False))
+    """Print ``data`` as indented JSON on stdout.
+
+    Characters a terminal would act on are written as ``\\uXXXX`` escapes (json escapes only
+    C0 controls by itself): the JSON decodes to the very same strings.
+    """
+    text = json.dumps(_jsonable(data), indent=2, sort_keys=False, ensure_ascii=False)
+    # Outside its strings the JSON text is ASCII with line breaks; inside, json has escaped C0.
+    click.echo(UNPRINTABLE_IN_LINES.sub(_json_escape, text))
 
 
 def format_time(value: datetime | None) -> str:

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from .._printable import printable
 from ..model import Credentials, Resolution, Secret
 from ..plugins import hookimpl
 
@@ -73,7 +74,8 @@ class Redactor:
 
         class _RedactingFormatter(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:
-                return redactor.redact(super().format(record))
+                # A client library logs what the tracker answered: no escape sequences either.
+                return printable(redactor.redact(super().format(record)), keep_newlines=True)
 
             def formatException(self, ei: Any) -> str:
                 return redactor.redact(super().formatException(ei))

@@ -22,7 +22,7 @@ from ..crypto import KEYS_ENV
 from ..errors import ConfigurationError, InvalidCredentialsError, InvalidInputError
 from ..model import Credentials, IssueDraft, Secret, Tracker, check_tenant_id, check_user_id
 from ._app import AliasedGroup, cli, credential_fields_error, get_config, pass_session, read_secret
-from ._output import emit_json, join, stdout_console, table
+from ._output import echo, emit_json, join, stdout_console, table
 from ._state import Session, initialise
 from .exit_codes import ConflictError, NotFoundError
 
@@ -40,11 +40,11 @@ def init(ctx: click.Context) -> None:
     """
     config = get_config(ctx)
     database, key = initialise(config.paths())
-    click.echo(f"Created database {database}")
-    click.echo(f"Created key file {key} (mode 0600; back it up, it decrypts every stored secret)")
+    echo(f"Created database {database}")
+    echo(f"Created key file {key} (mode 0600; back it up, it decrypts every stored secret)")
     if os.environ.get(KEYS_ENV, "").strip() and config.explicit_key_file is None:
-        click.echo(f"Note: {KEYS_ENV} is set; its keys take precedence over the key file", err=True)
-    click.echo("Next: tokenproviders tenants add TENANT, then tokenproviders trackers add ...")
+        echo(f"Note: {KEYS_ENV} is set; its keys take precedence over the key file", err=True)
+    echo("Next: tokenproviders tenants add TENANT, then tokenproviders trackers add ...")
 
 
 # -- tenants --------------------------------------------------------------------------------
@@ -79,9 +79,9 @@ def tenants_add(session: Session, names: tuple[str, ...], exist_ok: bool) -> Non
         raise ConflictError(f"tenant {existing[0]!r} already exists", hint="pass --exist-ok to ignore existing tenants")
     for name in dict.fromkeys(names):
         if session.directory.add_tenant(name):
-            click.echo(f"Added tenant {name}")
+            echo(f"Added tenant {name}")
         else:
-            click.echo(f"Tenant {name} already exists")
+            echo(f"Tenant {name} already exists")
 
 
 @tenants.command("remove")
@@ -97,7 +97,7 @@ def tenants_remove(session: Session, tenant: str, yes: bool) -> None:
             " pass --yes to confirm"
         )
     counts = session.directory.remove_tenant(tenant)
-    click.echo(
+    echo(
         f"Removed tenant {tenant} with {counts.get('members', 0)} membership(s), {counts.get('trackers', 0)}"
         f" tracker(s) and {counts.get('tokens', 0)} personal token(s) scoped to it"
     )
@@ -122,7 +122,7 @@ def tenants_list(session: Session, as_json: bool) -> None:
         grid.add_row(row["tenant"], join(row["members"]), join(row["trackers"]))
     stdout_console().print(grid)
     if not rows:
-        click.echo("No tenants yet; add one with: tokenproviders tenants add TENANT", err=True)
+        echo("No tenants yet; add one with: tokenproviders tenants add TENANT", err=True)
 
 
 @tenants.command("members")
@@ -153,10 +153,10 @@ def tenants_grant(session: Session, tenant: str, users: tuple[str, ...]) -> None
         check_user_id(user)
     for user in dict.fromkeys(users):
         if tenant in session.directory.tenants_of(user):
-            click.echo(f"{user} is already a member of {tenant}")
+            echo(f"{user} is already a member of {tenant}")
             continue
         session.directory.add_member(user, tenant)
-        click.echo(f"Granted {user} membership of {tenant}")
+        echo(f"Granted {user} membership of {tenant}")
 
 
 @tenants.command("revoke")
@@ -182,7 +182,7 @@ def tenants_revoke(session: Session, tenant: str, users: tuple[str, ...]) -> Non
             if kept
             else ""
         )
-        click.echo(f"Revoked {user}'s membership of {tenant}{note}")
+        echo(f"Revoked {user}'s membership of {tenant}{note}")
 
 
 # -- trackers -------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def _show_choices(session: Session, user: str, as_json: bool) -> None:
     if not choices:
         tenants = sorted(session.directory.tenants_of(user))
         why = "is not a member of any tenant" if not tenants else "has no trackers in their tenants"
-        click.echo(f"{user} {why}", err=True)
+        echo(f"{user} {why}", err=True)
 
 
 @cli.group(cls=AliasedGroup, invoke_without_command=True, aliases={"ls": "list", "rm": "remove", "delete": "remove"})
@@ -510,9 +510,9 @@ def trackers_add(
         if bot is None:
             raise click.UsageError("--verify checks bot credentials; there are none with --no-bot")
         identity = session.resolver.tokens.verify_credentials(tracker, bot)
-        click.echo(f"Verified: {tracker.url} accepts the bot credentials as {identity.login}")
+        echo(f"Verified: {tracker.url} accepts the bot credentials as {identity.login}")
     session.directory.add_tracker(tracker)
-    click.echo(f"Added tracker {tenant}/{tracker_id} ({type_name}) at {tracker.url}")
+    echo(f"Added tracker {tenant}/{tracker_id} ({type_name}) at {tracker.url}")
 
 
 @trackers.command("set-bot")
@@ -541,9 +541,9 @@ def trackers_set_bot(
     updated = dataclasses.replace(tracker, bot_credentials=bot)
     if verify and bot is not None:
         identity = session.resolver.tokens.verify_credentials(updated, bot)
-        click.echo(f"Verified: {tracker.url} accepts the bot credentials as {identity.login}")
+        echo(f"Verified: {tracker.url} accepts the bot credentials as {identity.login}")
     session.directory.update_tracker(updated)
-    click.echo(f"{'Removed' if bot is None else 'Updated'} the bot credentials of {tenant}/{tracker_id}")
+    echo(f"{'Removed' if bot is None else 'Updated'} the bot credentials of {tenant}/{tracker_id}")
 
 
 @trackers.command("set-option")
@@ -584,7 +584,7 @@ def trackers_set_option(
     session.directory.update_tracker(updated)
     shown = " ".join(f"{key}={v if isinstance(v, str) else json.dumps(v)}" for key, v in changes.items())
     removed = " ".join(f"--unset {key}" for key in unset)
-    click.echo(f"Updated the options of {tenant}/{tracker_id}: {' '.join(filter(None, (shown, removed)))}")
+    echo(f"Updated the options of {tenant}/{tracker_id}: {' '.join(filter(None, (shown, removed)))}")
 
 
 @trackers.command("remove")
@@ -596,5 +596,5 @@ def trackers_remove(session: Session, tenant: str, tracker_id: str) -> None:
     _require_tenant(session, tenant)
     tracker = session.resolver.tracker(tenant, tracker_id)
     session.directory.remove_tracker(tenant, tracker_id)
-    click.echo(f"Removed tracker {tenant}/{tracker_id} ({tracker.url})")
+    echo(f"Removed tracker {tenant}/{tracker_id} ({tracker.url})")
 

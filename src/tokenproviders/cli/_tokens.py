@@ -25,7 +25,17 @@ from ._app import (
     read_secret,
     scope_from_options,
 )
-from ._output import SOON_DAYS, emit_json, expiry_status, expiry_text, format_scope, format_time, stdout_console, table
+from ._output import (
+    SOON_DAYS,
+    echo,
+    emit_json,
+    expiry_status,
+    expiry_text,
+    format_scope,
+    format_time,
+    stdout_console,
+    table,
+)
 from ._state import Session
 from .exit_codes import NotFoundError
 
@@ -148,12 +158,12 @@ def token_set(
         emit_json(data)
         return
     served = ", ".join(f"{t.tracker.tenant}/{t.tracker.id}" for t in targets)
-    click.echo(
+    echo(
         f"Saved personal token #{info.id} of {user} for {info.url} ({format_scope(scope)});"
         f" it serves {served}; expires {format_time(info.expires_at) if info.expires_at else 'never'}"
     )
     if identity is not None:
-        click.echo(f"Verified: the tracker says this token belongs to {identity.login}")
+        echo(f"Verified: the tracker says this token belongs to {identity.login}")
 
 
 @token.command("list")
@@ -200,13 +210,13 @@ def token_list(session: Session, user: str | None, soon_days: int, as_json: bool
     expired = sum(1 for i in infos if expiry_status(i.expires_at, now, soon_days) == "expired")
     soon = sum(1 for i in infos if expiry_status(i.expires_at, now, soon_days) == "expiring")
     if expired or soon:
-        click.echo(
+        echo(
             f"{expired} expired and {soon} expiring within {soon_days} days; renew them with"
             " 'tokenproviders token set' (an expired token is an error, never a silent fallback to the bot)",
             err=True,
         )
     elif not infos:
-        click.echo("No personal tokens", err=True)
+        echo("No personal tokens", err=True)
 
 
 @token.command("delete")
@@ -219,4 +229,4 @@ def token_delete(session: Session, user: str, url: str, tenant: str | None, all_
     """Delete USER's personal token for URL in the given scope."""
     scope = scope_from_options(tenant, all_tenants)
     removed = session.resolver.tokens.delete(user, url, scope)
-    click.echo(f"Deleted personal token #{removed.id} of {user} for {normalize_url(url)} ({format_scope(scope)})")
+    echo(f"Deleted personal token #{removed.id} of {user} for {normalize_url(url)} ({format_scope(scope)})")
