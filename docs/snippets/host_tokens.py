@@ -31,7 +31,13 @@ def token_form_choices(resolver: Resolver, user: str) -> list[dict[str, Any]]:
 
 
 # [start save]
-from tokenproviders import CredentialsRejectedError, InvalidInputError, NotAuthorizedError, UnknownTrackerError
+from tokenproviders import (
+    ConfigurationError,
+    CredentialsRejectedError,
+    InvalidInputError,
+    NotAuthorizedError,
+    UnknownTrackerError,
+)
 
 
 def save_token(resolver: Resolver, user: str, form: dict[str, str]) -> str:
@@ -42,16 +48,16 @@ def save_token(resolver: Resolver, user: str, form: dict[str, str]) -> str:
         api_password=Secret(form["api_password"]),  # wrapped at once: it never shows again
     )
     try:
-        # Which tracker(s) the URL serves; raises if none of the user's tenants has it.
-        target = resolver.tokens.targets(user, form["url"], scope)[0].tracker
-        identity = resolver.tokens.verify_credentials(target, credentials)  # whoami, not stored
+        # Whoami (nothing stored) on a tracker the token would serve and may be sent to;
+        # raises if none of the user's tenants has one.
+        identity = resolver.tokens.verify(user, form["url"], credentials, scope=scope)
         resolver.tokens.set(owner=user, url=form["url"], scope=scope, credentials=credentials,
                             label=form.get("label", ""))
     except CredentialsRejectedError as exc:
         return f"The tracker rejected this token: {exc.hint}"
-    except (InvalidInputError, NotAuthorizedError, UnknownTrackerError) as exc:
+    except (InvalidInputError, NotAuthorizedError, UnknownTrackerError, ConfigurationError) as exc:
         return f"Not saved: {exc}"
-    return f"Saved. {target.name} knows you as {identity.login}."
+    return f"Saved. The tracker knows you as {identity.login}."
 # [end save]
 
 

@@ -2,9 +2,9 @@
 
 The default never falls back silently: an expired, undecryptable or rejected personal token is
 an error. A :class:`Policy` may require personal credentials (the bot is never used) or allow
-falling back to the bot when a personal token is unusable (the resolution then says so).
-:class:`Policies` picks the policy of a tracker: the tracker's own, else its tenant's, else the
-default.
+falling back to the bot when a personal token is unusable (the resolution then says so), and
+may let tokens scoped to all tenants reach a tracker whose TLS is weakened. :class:`Policies`
+picks the policy of a tracker: the tracker's own, else its tenant's, else the default.
 """
 
 from __future__ import annotations
@@ -27,13 +27,18 @@ class Policy:
     third-party source) the resolution fails with :class:`NoCredentialsError`.
     ``fallback_on_unusable``: when a personal token exists but is expired, undecryptable or
     rejected, use the next source instead of failing; the resolution's reason says so.
+    ``allow_all_tenants_tokens_on_weak_tls``: send personal tokens scoped to all tenants (and
+    third-party sources' secrets not scoped to the tracker's tenant) to this tracker although it
+    does not verify TLS certificates or trusts its own CA bundle. Off by default: such a tracker
+    may be any tenant administrator's, and only a token scoped to its tenant goes there.
     """
 
     require_personal: bool = False
     fallback_on_unusable: bool = False
+    allow_all_tenants_tokens_on_weak_tls: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("require_personal", "fallback_on_unusable"):
+        for name in ("require_personal", "fallback_on_unusable", "allow_all_tenants_tokens_on_weak_tls"):
             if not isinstance(getattr(self, name), bool):
                 # Policy(require_personal="no") must not silently mean True.
                 raise ConfigurationError(f"Policy.{name} must be True or False, not {getattr(self, name)!r}")

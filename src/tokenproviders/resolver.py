@@ -49,7 +49,7 @@ from .model import (
 )
 from .plugins import Plugins
 from .policy import Policies, Policy
-from .sources import CredentialRequest, personal_candidates
+from .sources import CredentialRequest, endpoint_refusal, personal_candidates, verification_probe
 from .stores import MemoryTokenStore, TokenStore
 from .tokens import TokenManager
 from .trackertype import TrackerFailure, TrackerType
@@ -273,6 +273,11 @@ class Resolver:
                 f"a tokenproviders_credentials implementation returned {type(result).__name__},"
                 " not a Resolution or None",
             )
+        if result.source != "bot":
+            # The endpoint rule, for personal tokens and third-party sources alike.
+            refusal = endpoint_refusal(result, tracker_type, policy)
+            if refusal is not None:
+                raise refusal
         if result.source == "personal" and result.token_id is not None:
             self._mark_used(result.token_id, now)
         observers = self.plugins.manager.hook.tokenproviders_resolved.get_hookimpls()
@@ -461,17 +466,20 @@ class Resolver:
         return action(resolution)
 
     # -- talking to the tracker ----------------------------------------------------------
-    def whoami_with(self, tracker: Tracker, credentials: Credentials) -> Identity:
-        """Whoami with explicit credentials (used to verify a token before saving it)."""
+    def whoami_with(self, tracker: Tracker, credentials: Credentials, *, scope: str | None = None) -> Identity:
+        """Whoami with explicit credentials (used to verify a token before saving it).
+
+        Unless they are the tracker's own bot credentials, they are sent only where the
+        endpoint rule allows (:class:`ConfigurationError` otherwise), for a token of ``scope``
+        (a tenant id or ``ALL_TENANTS``; ``None`` counts as wider than the tracker's tenant).
+        """
         tracker_type = self.plugins.tracker_type(tracker.type)
         tracker_type.validate_credentials(credentials)
-        probe = Resolution(
-            user="(verification)",
-            tracker=tracker,
-            credentials=credentials,
-            source="verification",
-            reason="Verifying credentials before saving them.",
-        )
+        probe = verification_probe(tracker, credentials, scope)
+        if probe.source != "bot":
+            refusal = endpoint_refusal(probe, tracker_type, self.policies.for_tracker(tracker))
+            if refusal is not None:
+                raise refusal
 
         def run() -> Identity:
             client = tracker_type.build_client(tracker, credentials, self.settings)

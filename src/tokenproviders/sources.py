@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from .policy import Policy
     from .stores import TokenStore
 
-__all__ = ["CredentialRequest", "PersonalTokenSource", "BotSource", "personal_source", "bot_source"]
+__all__ = [
+    "CredentialRequest",
+    "PersonalTokenSource",
+    "BotSource",
+    "personal_source",
+    "bot_source",
+    "endpoint_refusal",
+    "verification_probe",
+]
 
 
 @dataclass
@@ -119,6 +127,75 @@ def _trusts_by_override(tracker_type: TrackerType) -> bool:
     )
 
 
+def endpoint_refusal(resolution: Resolution, tracker_type: TrackerType, policy: Policy) -> ConfigurationError | None:
+    """The endpoint rule (DESIGN section 3), the one place it is decided: ``None`` if the
+    secret of ``resolution`` may be sent where the client of its tracker talks, else the error
+    that says why not and what to do.
+
+    Every path that sends a secret other than the tracker's own bot credentials asks it first:
+    resolution (for every source but ``"bot"``) and verification before saving. The secret goes
+    only where the tracker type trusts for the tracker's URL (:meth:`TrackerType.api_url_trusted`),
+    and to a tracker whose TLS is weakened (``verify_tls=False`` or its own ``ca_bundle``) only
+    if it is scoped to that tracker's tenant, unless the policy allows wider ones there.
+    """
+    tracker = resolution.tracker
+    if (tracker.api_url is not None or _trusts_by_override(tracker_type)) and not tracker_type.api_url_trusted(
+        tracker
+    ):
+        return ConfigurationError(
+            f"tracker {tracker.label} would send {_secret_words(resolution)} to"
+            f" {origin_of(tracker.api_url or tracker.base_url)}, another host than its URL"
+            f" {tracker.url}; personal tokens are not sent there, nor are other sources' credentials",
+            hint="set the tracker's api_url on the same host as its base_url (or leave it"
+            " empty), or ask the tracker type's author to declare that API host",
+        )
+    weakened = not tracker.verify_tls or tracker.ca_bundle is not None
+    if weakened and resolution.scope != tracker.tenant and not policy.allow_all_tenants_tokens_on_weak_tls:
+        how = (
+            "does not verify TLS certificates (verify_tls=False)"
+            if not tracker.verify_tls
+            else "trusts its own CA bundle for TLS (ca_bundle)"
+        )
+        return ConfigurationError(
+            f"tracker {tracker.label} {how}, and {_secret_words(resolution)} is not scoped to its"
+            f" tenant {tracker.tenant!r}, so it is not sent there",
+            hint=f"store a personal token for {tracker.url} scoped to tenant {tracker.tenant!r}, or"
+            " ask the host's operator to allow wider tokens on this tracker with"
+            " Policy(allow_all_tenants_tokens_on_weak_tls=True)",
+        )
+    return None
+
+
+def _secret_words(resolution: Resolution) -> str:
+    """Whose secret a refusal is about, without the secret."""
+    scope = f" ({describe_scope(resolution.scope)})" if resolution.scope is not None else ""
+    if resolution.source == "personal":
+        return f"{resolution.user}'s personal token #{resolution.token_id} for {resolution.matched_url}{scope}"
+    if resolution.source == VERIFICATION:
+        return f"the credentials being verified{scope or ' (no scope given)'}"
+    return f"{resolution.user}'s credentials from source {resolution.source!r}{scope}"
+
+
+#: The ``source`` of the probe :func:`verification_probe` builds.
+VERIFICATION = "verification"
+
+
+def verification_probe(tracker: Tracker, credentials: Credentials, scope: str | None) -> Resolution:
+    """The resolution that verifying ``credentials`` on ``tracker`` before saving them stands
+    for: source ``"bot"`` if they are the tracker's own bot credentials (which go where its
+    administrator points them), else ``"verification"`` with the ``scope`` they are meant for
+    (``None``: unknown, so wider than the tracker's tenant)."""
+    own_bot = tracker.bot_credentials is not None and credentials == tracker.bot_credentials
+    return Resolution(
+        user="(verification)",
+        tracker=tracker,
+        credentials=credentials,
+        source="bot" if own_bot else VERIFICATION,
+        reason="Verifying credentials before saving them.",
+        scope=None if own_bot else scope,
+    )
+
+
 def _token_words(token: TokenInfo) -> str:
     label = f" {token.label!r}" if token.label else ""
     return f"personal token #{token.id}{label} for {token.url} ({describe_scope(token.scope)})"
@@ -151,8 +228,6 @@ class PersonalTokenSource:
             if problem is None:
                 credentials = token.credentials
                 assert credentials is not None
-                if request.tracker.api_url is not None or _trusts_by_override(request.tracker_type):
-                    self._check_endpoint(request)
                 reason = self._reason(request, token)
                 if request.unusable:
                     return request.resolution(
@@ -183,19 +258,6 @@ class PersonalTokenSource:
             self._unusable(request, token, problem)
             candidates = _after(candidates, token)
         return None
-
-    @staticmethod
-    def _check_endpoint(request: CredentialRequest) -> None:
-        """Refuse to send a personal token to an ``api_url`` on another host than the tracker."""
-        tracker = request.tracker
-        if not request.tracker_type.api_url_trusted(tracker):
-            raise ConfigurationError(
-                f"tracker {tracker.label} would send {request.user}'s personal token to"
-                f" {origin_of(tracker.api_url or tracker.base_url)}, another host than its URL"
-                f" {tracker.url}; personal tokens are not sent there",
-                hint="set the tracker's api_url on the same host as its base_url (or leave it"
-                " empty), or ask the tracker type's author to declare that API host",
-            )
 
     @staticmethod
     def _problem(request: CredentialRequest, token: PersonalToken) -> str | None:

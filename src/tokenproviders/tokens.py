@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .errors import (
+    ConfigurationError,
     InvalidInputError,
     NotAuthorizedError,
     TokenNotFoundError,
@@ -30,6 +31,7 @@ from .model import (
     check_user_id,
     describe_scope,
 )
+from .sources import endpoint_refusal, verification_probe
 from .urls import normalize_url
 
 if TYPE_CHECKING:
@@ -123,7 +125,7 @@ class TokenManager:
         """Validate and store ``owner``'s personal token for ``url`` in ``scope``.
 
         ``scope`` is a tenant id or :data:`ALL_TENANTS`. With ``verify=True`` the credentials
-        are first checked against the tracker with a whoami call; rejected credentials raise
+        are first checked with a whoami call, as :meth:`verify` does; rejected credentials raise
         :class:`CredentialsRejectedError` and nothing is stored.
         """
         if not isinstance(credentials, Credentials):
@@ -144,14 +146,9 @@ class TokenManager:
                     f"expires_at {expires_at.isoformat()} is in the past",
                     hint="give a future expiry, or none",
                 )
-        targets = self.targets(owner, url, scope)
-        checked: set[str] = set()
-        for target in targets:
-            if target.tracker_type.name not in checked:
-                target.tracker_type.validate_credentials(credentials)
-                checked.add(target.tracker_type.name)
+        targets = self._checked_targets(owner, url, credentials, scope)
         if verify:
-            self.verify_credentials(targets[0].tracker, credentials)
+            self._verify_on(targets, url, credentials, scope)
         info = self._resolver.store.put(
             owner,
             normalize_url(url),
@@ -164,9 +161,52 @@ class TokenManager:
         self._resolver.forget_clients(user=owner)
         return info
 
-    def verify_credentials(self, tracker: Tracker, credentials: Credentials) -> Identity:
-        """Run whoami on ``tracker`` with ``credentials`` (not stored, not cached)."""
-        return self._resolver.whoami_with(tracker, credentials)
+    def verify(self, owner: str, url: str, credentials: Credentials, *, scope: str) -> Identity:
+        """Whoami with ``credentials`` that ``owner`` is about to store for ``url`` in ``scope``
+        (not stored, not cached), on a tracker the token would serve and may be sent to.
+
+        Trackers the endpoint rule refuses (an ``api_url`` the type does not trust, or weakened
+        TLS for a token of wider scope) are skipped; if every one is refused,
+        :class:`ConfigurationError` says why for each.
+        """
+        targets = self._checked_targets(owner, url, credentials, scope)
+        return self._verify_on(targets, url, credentials, scope)
+
+    def verify_credentials(self, tracker: Tracker, credentials: Credentials, *, scope: str | None = None) -> Identity:
+        """Run whoami on ``tracker`` with ``credentials`` (not stored, not cached).
+
+        ``scope`` is that of the token being verified (a tenant id or ``ALL_TENANTS``); without
+        it the credentials count as wider than the tracker's tenant. The endpoint rule applies
+        unless they are the tracker's own bot credentials. Prefer :meth:`verify`, which picks
+        the tracker.
+        """
+        return self._resolver.whoami_with(tracker, credentials, scope=scope)
+
+    def _checked_targets(self, owner: str, url: str, credentials: Credentials, scope: str) -> list[TokenTarget]:
+        """:meth:`targets`, with ``credentials`` validated against each target's type."""
+        targets = self.targets(owner, url, scope)
+        checked: set[str] = set()
+        for target in targets:
+            if target.tracker_type.name not in checked:
+                target.tracker_type.validate_credentials(credentials)
+                checked.add(target.tracker_type.name)
+        return targets
+
+    def _verify_on(self, targets: list[TokenTarget], url: str, credentials: Credentials, scope: str) -> Identity:
+        """Whoami on the first target the endpoint rule lets the credentials go to."""
+        scope = check_scope(scope)
+        refusals: list[ConfigurationError] = []
+        for target in targets:
+            probe = verification_probe(target.tracker, credentials, scope)
+            refusal = endpoint_refusal(probe, target.tracker_type, self._resolver.policy_for(target.tracker))
+            if refusal is None:
+                return self._resolver.whoami_with(target.tracker, credentials, scope=scope)
+            refusals.append(refusal)
+        raise ConfigurationError(
+            f"no tracker that a token for {normalize_url(url)} ({describe_scope(scope)}) would serve may"
+            f" be sent it to verify it: {'; '.join(r.message for r in refusals)}",
+            hint=" or ".join(dict.fromkeys(r.hint for r in refusals)),
+        )
 
     def get(self, owner: str, url: str, scope: str) -> TokenInfo | None:
         """The token's metadata at exactly ``(owner, url, scope)``, or ``None``."""

@@ -10,20 +10,24 @@ from tokenproviders import CredentialRequest, Credentials, Resolution, Secret, h
 
 
 class VaultSource:
-    """Credentials the host keeps in its own vault, per user and tracker URL."""
+    """Credentials the host keeps in its own vault, per user, tenant and tracker URL."""
 
-    def __init__(self, vault: Mapping[tuple[str, str], str]) -> None:
-        self.vault = vault  # (user, tracker URL) -> token; a real one would call the vault's API
+    def __init__(self, vault: Mapping[tuple[str, str, str], str]) -> None:
+        self.vault = vault  # (user, tenant, tracker URL) -> token; a real one would call the vault's API
 
     @hookimpl  # no tryfirst/trylast: personal tokens always come first, the bot last
     def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
-        token = self.vault.get((request.user, request.tracker.url))
+        tracker = request.tracker
+        # Keyed by tenant too: another tenant's administrator may add a tracker with the same
+        # URL, and choose where its client talks (api_url) and how it checks TLS.
+        token = self.vault.get((request.user, tracker.tenant, tracker.url))
         if token is None:
             return None  # defer: the next source (finally the bot) decides
         return request.resolution(
             Credentials(api_password=Secret(token)),
             source="vault",
-            reason=f"Using {request.user}'s token from the vault for {request.tracker.url}.",
+            scope=tracker.tenant,  # the tenant this secret is for: the endpoint rule reads it
+            reason=f"Using {request.user}'s token from the vault for {tracker.url}.",
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -38,13 +39,35 @@ def test_the_vault_source_sits_between_personal_tokens_and_the_bot(
 ) -> None:
     world = tp_make_world(SPEC)
     tracker = world.tracker("acme/bugs")
-    vault = {("alice", tracker.url): "alice-vault-token", ("carol", tracker.url): "carol-vault-token"}
+    vault = {
+        ("alice", "acme", tracker.url): "alice-vault-token",
+        ("carol", "acme", tracker.url): "carol-vault-token",
+    }
     tp_register_plugin(VaultSource(vault))
     alice = world.resolver.resolve("alice", tracker)
     assert (alice.source, alice.credentials) == ("vault", Credentials(api_password=Secret("alice-vault-token")))
-    assert alice.reason == f"Using alice's token from the vault for {tracker.url}."
+    assert (alice.scope, alice.reason) == ("acme", f"Using alice's token from the vault for {tracker.url}.")
     assert world.resolver.resolve("carol", tracker).source == "personal"  # personal tokens win
     assert world.resolver.resolve("bob", tracker).source == "bot"  # the vault deferred
+
+
+@pytest.mark.parametrize(
+    "twin", [{"api_url": "https://collector.evil.test/api"}, {"verify_tls": False}], ids=["api_url", "tls"]
+)
+def test_the_vault_source_never_hands_a_token_to_another_tenants_tracker_with_the_same_url(
+    tp_make_world: Callable[..., World], tp_register_plugin: Callable[..., str], twin: dict[str, object]
+) -> None:
+    # Another tenant's administrator adds a tracker with acme's URL, pointing its API at their
+    # own server or weakening its TLS; alice is a member there too.
+    world = tp_make_world(SPEC)
+    tracker = world.tracker("acme/bugs")
+    evil = dataclasses.replace(tracker, tenant="evil", id="twin", **twin)
+    world.directory.add_tracker(evil)
+    world.directory.add_member("alice", "evil")
+    tp_register_plugin(VaultSource({("alice", "acme", tracker.url): "alice-vault-token"}))
+    assert world.resolver.resolve("alice", evil).source == "bot"  # evil's own bot, not alice's token
+    assert world.resolver.verify("alice", evil).login == "bot"
+    assert world.resolver.resolve("alice", tracker).source == "vault"
 
 
 def test_the_audit_observer_logs_who_and_how_never_the_secret(

@@ -150,7 +150,8 @@ def token_set(
     credentials = Credentials(api_password=secret, api_username=username)
     identity = None
     if verify:
-        identity = resolver.tokens.verify_credentials(targets[0].tracker, credentials)
+        # On a tracker the endpoint rule lets this token go to (not just the first match).
+        identity = resolver.tokens.verify(user, url, credentials, scope=scope)
     info = resolver.tokens.set(user, url, credentials, scope=scope, label=label, expires_at=expires_at)
     if as_json:
         data = token_dict(info, now)
