@@ -84,6 +84,20 @@ def demo(session: nox.Session) -> None:
     session.run("tokenproviders", "demo", *session.posargs)
 
 
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the security logic, on demand (not in the default sessions or CI).
+
+    ``nox -s mutation`` runs every target; ``nox -s mutation -- policy crypto`` runs those
+    (urls, sources, policy, resolver, plugins, crypto), each against the few test files that
+    cover it, and prints killed and surviving mutants per module. ``-- --list -v policy`` lists
+    the mutants without running them. See docs/mutation.md.
+    """
+    session.install(*TEST_DEPS)
+    _install_project(session)
+    session.run("python", "tools/mutation.py", *session.posargs)
+
+
 DOCS_DEPS = ["sphinx>=7.2", "furo>=2024.1.29", "myst-parser>=3", "sphinx-click>=6"]
 
 
