@@ -3,22 +3,29 @@ inputs that used to be accepted silently."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
 from tokenproviders import (
     ALL_TENANTS,
     ConfigurationError,
+    Credentials,
     InvalidCredentialsError,
     InvalidURLError,
+    MemoryTokenStore,
     NotAuthorizedError,
     PluginError,
     Policies,
     Policy,
     Resolver,
+    Secret,
     Tracker,
 )
+from tokenproviders.testing import printed_with_locals
 from tokenproviders.urls import normalize_url
 
 from .core_world import SERVICE, World, creds
@@ -60,10 +67,58 @@ def test_an_api_url_on_the_same_origin_is_trusted(world: World, resolver: Resolv
 def test_credentials_that_cannot_travel_in_a_header_are_refused(
     world: World, resolver: Resolver, password: str
 ) -> None:
-    with pytest.raises(InvalidCredentialsError) as excinfo:
-        resolver.tokens.set("alice", world.acme_repo.url, creds(password), scope="acme")
-    assert password not in str(excinfo.value)
+    error = _refusal(resolver, world.acme_repo.url, creds(password))
+    assert isinstance(error, InvalidCredentialsError), repr(error)
+    _assert_in_no_form(password, error)
     assert resolver.tokens.list("alice") == []
+
+
+def _refusal(resolver: Resolver, url: str, credentials: Credentials) -> BaseException:
+    """The error of storing ``credentials``, caught here so that its traceback starts in a
+    frame that holds only the (masked) Secret."""
+    try:
+        resolver.tokens.set("alice", url, credentials, scope="acme")
+    except Exception as exc:
+        return exc
+    raise AssertionError("the credentials were stored")
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a message could spell ``secret``: as given, quoted with repr() or ascii(),
+    escaped, as its UTF-8 bytes shown as text, percent-, base64- or hex-encoded."""
+    raw = secret.encode("utf-8", "surrogatepass")
+    return {
+        secret,
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(raw)[2:-1],
+        raw.decode("latin-1"),
+        quote(secret, safe=""),
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        raw.hex(),
+    }
+
+
+def _assert_in_no_form(secret: str, error: BaseException) -> None:
+    texts = {
+        "str()": str(error),
+        "repr()": repr(error),
+        "args": repr(error.args),
+        "the hint": getattr(error, "hint", ""),
+        "the traceback with locals": printed_with_locals(error),
+    }
+    for where, text in texts.items():
+        for form in _forms(secret):
+            assert form not in text, f"the password appears as {form!r} in {where} of {type(error).__name__}"
+
+
+def test_the_refusal_check_sees_a_quoted_password() -> None:
+    # The check above must catch a message that quotes the value with repr() or escapes it.
+    for password in ["token\n", "tok\r\nX-Evil: 1", "nul\x00", "euro\u20ac", "emoji\U0001f600"]:
+        for leaked in (repr(password), ascii(password), password.encode("unicode_escape").decode("ascii")):
+            with pytest.raises(AssertionError, match="the password appears"):
+                _assert_in_no_form(password, InvalidCredentialsError(f"bad value {leaked}", hint="h"))
 
 
 def test_a_user_name_with_surrounding_spaces_is_refused(world: World, resolver: Resolver) -> None:
@@ -146,10 +201,43 @@ def test_built_in_sources_cannot_be_unregistered(world: World, name: str) -> Non
         world.plugins.unregister(name)
 
 
+def _row_values(value: object) -> Iterator[bytes]:
+    """Every str, bytes and Secret held in a memory store's rows, as bytes (Secrets revealed)."""
+    if isinstance(value, Secret):
+        yield value.reveal().encode("utf-8")
+    elif isinstance(value, str):
+        yield value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray)):
+        yield bytes(value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from _row_values(getattr(value, item.name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _row_values(key)
+            yield from _row_values(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _row_values(item)
+
+
+def _stored_in_the_clear(store: MemoryTokenStore, plaintext: str) -> bool:
+    rows = vars(store)["_tokens"]
+    assert len(rows) == 1
+    return any(plaintext.encode("utf-8") in value for value in _row_values(rows))
+
+
 def test_the_default_store_seals_tokens_in_memory(world: World) -> None:
     resolver = Resolver(world.directory, plugins=world.plugins, clock=world.clock)
     resolver.tokens.set("alice", world.acme_repo.url, creds("alice-default-secret"), scope="acme")
     store = resolver.store
+    assert isinstance(store, MemoryTokenStore)
     assert getattr(store, "keyring", None) is not None
-    assert b"alice-default-secret" not in repr(vars(store)).encode()
+    assert not _stored_in_the_clear(store, "alice-default-secret")
     assert resolver.resolve("alice", world.acme_repo).credentials == creds("alice-default-secret")
+
+
+def test_the_row_check_finds_a_token_kept_unsealed(world: World) -> None:
+    resolver = Resolver(world.directory, MemoryTokenStore(), plugins=world.plugins, clock=world.clock)
+    resolver.tokens.set("alice", world.acme_repo.url, creds("alice-unsealed-secret"), scope="acme")
+    assert _stored_in_the_clear(resolver.store, "alice-unsealed-secret")  # type: ignore[arg-type]
