@@ -4,12 +4,17 @@ A token is matched to a tracker by *equality* of normalized URLs, never by prefi
 lower-cases the scheme and host, drops the default port, the trailing slash, the query and the
 fragment, and refuses what cannot safely be a tracker URL: non-http(s) schemes, user-info
 (``https://user:pass@host`` would put a secret into a URL), control characters and over-long input.
+
+Two URLs normalize equal only if an HTTP client contacts the same server for both, so host names are
+encoded as ``requests`` (urllib3) puts them on the wire, and refused where that stack and UTS 46 (the
+browsers' rule) disagree; brackets hold only IPv6 addresses; numeric hosts have one spelling.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import InvalidURLError
@@ -20,11 +25,22 @@ __all__ = ["MAX_URL_LENGTH", "normalize_url", "origin_of", "is_normalized"]
 MAX_URL_LENGTH = 2048
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Host names: letters, digits, '-' and '_' in dot-separated labels that do not start with '-'.
-_HOST = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?:\.(?!-)[a-z0-9_-]{1,63})*$")
+# Host names: letters, digits, '-' and '_' in dot-separated labels that neither start nor end with '-'.
+_HOST = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
+_MAX_HOST_LENGTH = 253  # DNS, without the root's dot
+# The last label of a host that URL parsers and getaddrinfo read as a number (WHATWG "ends in a number").
+_NUMBER = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
+_PORT = re.compile(r"^[0-9]*$")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+_ASCII_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# Controls (C0, C1), format characters (bidi overrides, zero-width, soft hyphen), surrogates, and
+# every Unicode space and line or paragraph separator: invisible or rewritten by str.strip().
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+# ZWJ and ZWNJ: format characters that IDNA allows in a host name where its joiner rules say so.
+_JOINERS = frozenset("\u200c\u200d")
+_XN_HINT = "give the host in its xn-- form (as the tracker's own address bar shows it)"
 
 
 def _describe(url: str) -> str:
@@ -38,6 +54,20 @@ def _describe(url: str) -> str:
     return repr(shown)
 
 
+def _has_invisible(text: str) -> bool:
+    if text.isascii():
+        return _ASCII_CONTROL.search(text) is not None
+    return any(
+        (char.isascii() and _ASCII_CONTROL.match(char) is not None)
+        or (unicodedata.category(char) in _INVISIBLE and char not in _JOINERS)
+        for char in text
+    )
+
+
+def _count_joiners(text: str) -> int:
+    return sum(char in _JOINERS for char in text)
+
+
 def normalize_url(url: str) -> str:
     """Return the canonical form of ``url`` or raise :class:`InvalidURLError`.
 
@@ -45,24 +75,53 @@ def normalize_url(url: str) -> str:
     'https://github.com/Org/Repo'
     >>> normalize_url("http://jira.example.com:8080/jira?x=1#top")
     'http://jira.example.com:8080/jira'
+    >>> normalize_url("https://faß.de/")
+    'https://xn--fa-hia.de'
+
+    The rules, each there so that two URLs are equal only when they reach the same server:
+
+    - ASCII white space around the URL is trimmed; any other white space, control character (C0,
+      C1, DEL), format character (bidi overrides, zero-width characters, soft hyphen), Unicode line
+      or paragraph separator, or lone surrogate anywhere is refused. ZWJ and ZWNJ are allowed only
+      in a host name, where IDNA's joiner rules decide.
+    - The scheme is ``http`` or ``https``; user-info is refused.
+    - The authority is one host and an optional port of ASCII digits (1 to 65535; an empty port is
+      the default one, which is dropped).
+    - Brackets hold only a whole IPv6 address, written in its compressed form. IPvFuture literals
+      (``[v1.x]``) and zone ids (``[fe80::1%25eth0]``) are refused.
+    - A host whose last label is a number (``127.1``, ``0x7f.1``, ``2130706433``, ``010.0.0.1``) is
+      read as an IPv4 address by getaddrinfo and browsers, in forms that differ between them; it
+      must be four decimal numbers (``127.0.0.1``).
+    - A host name in ASCII is lower-cased. A host name with other characters is encoded as
+      ``requests``/urllib3 put it on the wire (IDNA 2008 per label), which needs the ``idna``
+      package: ``faß.de`` is ``xn--fa-hia.de``, never ``fass.de`` (the IDNA 2003 reading). Where
+      that encoding and UTS 46 (what browsers do) disagree (an upper-case final sigma, full-width
+      dots or letters), or without ``idna``, the URL is refused: give the host in its xn-- form.
+    - One trailing dot of a host name is dropped; labels are at most 63 characters of letters,
+      digits, ``-`` and ``_``, not starting or ending with ``-``; names at most 253.
+    - In the path, escapes of unreserved characters are decoded and other escapes upper-cased, dot
+      segments are removed, and trailing slashes are dropped. Query and fragment are dropped.
+
+    Normalizing a normalized URL returns it unchanged.
     """
     if not isinstance(url, str):
         raise InvalidURLError(f"a URL must be a string, not {type(url).__name__}")
-    candidate = url.strip()
+    candidate = url.strip(_ASCII_SPACE)
     if not candidate:
         raise InvalidURLError("the URL is empty")
     if len(candidate) > MAX_URL_LENGTH:
         raise InvalidURLError(
             f"the URL is {len(candidate)} characters long, more than the {MAX_URL_LENGTH} allowed"
         )
-    if _CONTROL.search(candidate):
+    if _has_invisible(candidate):
         raise InvalidURLError("the URL contains spaces or control characters")
     try:
         parts = urlsplit(candidate)
-        port = parts.port
     except ValueError as exc:
-        why = "" if "@" in candidate else f" ({exc})"
+        why = "" if "@" in candidate else f" ({str(exc)[:120]})"
         raise InvalidURLError(f"the URL {_describe(candidate)} is malformed{why}") from None
+    if _count_joiners(candidate) != _count_joiners(parts.netloc):
+        raise InvalidURLError("the URL contains spaces or control characters outside its host name")
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         if "@" in candidate:
@@ -76,24 +135,7 @@ def normalize_url(url: str) -> str:
             "the URL contains a user name or password (user-info); remove it and store the"
             " credentials as a token instead",
         )
-    host = parts.hostname
-    if not host:
-        raise InvalidURLError(f"the URL {_describe(candidate)} has no host")
-    if not host.startswith("[") and ":" not in host:
-        # A fully qualified name may end in a dot; "example.com." and "example.com" are one host.
-        host = host[:-1] if host.endswith(".") and len(host) > 1 else host
-        try:
-            host = host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name") from None
-        if not _HOST.match(host):
-            raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name")
-    if ":" in host:  # IPv6 literal; urlsplit strips the brackets
-        try:
-            # One spelling per address: [0:0::1] and [::1] are the same tracker.
-            host = f"[{ipaddress.IPv6Address(host).compressed}]"
-        except ValueError:
-            raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid IPv6 address") from None
+    host, port = _split_authority(parts.netloc, candidate)
     if port == 0:
         raise InvalidURLError(f"the URL {_describe(candidate)} has port 0, which no server listens on")
     if port is not None and port != _DEFAULT_PORTS[scheme]:
@@ -101,6 +143,99 @@ def normalize_url(url: str) -> str:
     else:
         netloc = host
     return urlunsplit((scheme, netloc, _normalize_path(parts.path), "", ""))
+
+
+def _split_authority(netloc: str, candidate: str) -> tuple[str, int | None]:
+    """The normalized host and the port (``None`` if none is given) of an authority without user-info."""
+    if netloc.startswith("["):
+        literal, _, rest = netloc[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise InvalidURLError(
+                f"the host of {_describe(candidate)} has text next to its bracketed address;"
+                " brackets hold only a whole IPv6 address"
+            )
+        host = _ipv6_host(literal, candidate)
+    elif "[" in netloc or "]" in netloc:
+        raise InvalidURLError(
+            f"the host of {_describe(candidate)} has a bracket in it; brackets hold only a whole IPv6 address"
+        )
+    else:
+        name, _, rest = netloc.partition(":")
+        rest = ":" + rest if _ else ""
+        host = _name_host(name, candidate)
+    port_text = rest[1:]
+    if ":" in port_text or not _PORT.match(port_text):
+        raise InvalidURLError(f"the URL {_describe(candidate)} is malformed (its port is not a number)")
+    if not port_text:
+        return host, None
+    port = int(port_text)
+    if port > 65535:
+        raise InvalidURLError(f"the URL {_describe(candidate)} is malformed (its port is above 65535)")
+    return host, port
+
+
+def _ipv6_host(literal: str, candidate: str) -> str:
+    if "%" in literal:
+        raise InvalidURLError(
+            f"the host of {_describe(candidate)} has an IPv6 zone id, which names an interface of one"
+            " machine; give the address without it"
+        )
+    try:
+        # One spelling per address: [0:0::1] and [::1] are the same tracker.
+        return f"[{ipaddress.IPv6Address(literal).compressed}]"
+    except ValueError:
+        raise InvalidURLError(
+            f"the host of {_describe(candidate)} is not a valid IPv6 address (brackets hold only IPv6)"
+        ) from None
+
+
+def _name_host(host: str, candidate: str) -> str:
+    if not host:
+        raise InvalidURLError(f"the URL {_describe(candidate)} has no host")
+    # A fully qualified name may end in a dot; "example.com." and "example.com" are one host.
+    name = host[:-1] if host.endswith(".") else host
+    name = name.lower() if name.isascii() else _idna_host(name, candidate)
+    if len(name) > _MAX_HOST_LENGTH or not _HOST.match(name):
+        raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name")
+    if _NUMBER.match(name.rpartition(".")[2]):
+        try:
+            canonical = str(ipaddress.IPv4Address(name)) == name == host
+        except ValueError:
+            canonical = False
+        if not canonical:
+            raise InvalidURLError(
+                f"the host of {_describe(candidate)} ends in a number but is not an IPv4 address written"
+                " as four decimal numbers (like 127.0.0.1); HTTP clients read such hosts differently",
+            )
+    return name
+
+
+def _idna_host(name: str, candidate: str) -> str:
+    """``name`` as urllib3 (so requests) sends it, if UTS 46 (so browsers) agrees; otherwise refused."""
+    try:
+        import idna  # requests depends on it; the core does not
+    except ImportError:
+        raise InvalidURLError(
+            f"the host of {_describe(candidate)} has non-ASCII characters, and the idna package that"
+            " encodes them as HTTP clients do is not installed",
+            hint=_XN_HINT,
+        ) from None
+    try:
+        # urllib3.util.url._idna_encode, label by label: what requests puts on the wire.
+        wire = ".".join(
+            label.lower() if label.isascii() else idna.encode(label.lower(), strict=True, std3_rules=True).decode()
+            for label in name.split(".")
+        )
+        browsers = idna.encode(name, uts46=True, transitional=False).decode()
+    except UnicodeError:  # idna.IDNAError is one
+        raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name", hint=_XN_HINT) from None
+    if wire != browsers:
+        raise InvalidURLError(
+            f"the host of {_describe(candidate)} is read as {wire} by requests but as {browsers} by"
+            " browsers (UTS 46)",
+            hint=_XN_HINT,
+        )
+    return wire
 
 
 def _normalize_path(path: str) -> str:
