@@ -273,11 +273,9 @@ class Resolver:
                 f"a tokenproviders_credentials implementation returned {type(result).__name__},"
                 " not a Resolution or None",
             )
-        if result.source != "bot":
-            # The endpoint rule, for personal tokens and third-party sources alike.
-            refusal = endpoint_refusal(result, tracker_type, policy)
-            if refusal is not None:
-                raise refusal
+        refusal = endpoint_refusal(result, tracker_type, policy)  # every source but the bot
+        if refusal is not None:
+            raise refusal
         if result.source == "personal" and result.token_id is not None:
             self._mark_used(result.token_id, now)
         observers = self.plugins.manager.hook.tokenproviders_resolved.get_hookimpls()
@@ -476,10 +474,9 @@ class Resolver:
         tracker_type = self.plugins.tracker_type(tracker.type)
         tracker_type.validate_credentials(credentials)
         probe = verification_probe(tracker, credentials, scope)
-        if probe.source != "bot":
-            refusal = endpoint_refusal(probe, tracker_type, self.policies.for_tracker(tracker))
-            if refusal is not None:
-                raise refusal
+        refusal = endpoint_refusal(probe, tracker_type, self.policies.for_tracker(tracker))
+        if refusal is not None:
+            raise refusal
 
         def run() -> Identity:
             client = tracker_type.build_client(tracker, credentials, self.settings)

@@ -132,12 +132,15 @@ def endpoint_refusal(resolution: Resolution, tracker_type: TrackerType, policy: 
     secret of ``resolution`` may be sent where the client of its tracker talks, else the error
     that says why not and what to do.
 
-    Every path that sends a secret other than the tracker's own bot credentials asks it first:
-    resolution (for every source but ``"bot"``) and verification before saving. The secret goes
-    only where the tracker type trusts for the tracker's URL (:meth:`TrackerType.api_url_trusted`),
-    and to a tracker whose TLS is weakened (``verify_tls=False`` or its own ``ca_bundle``) only
-    if it is scoped to that tracker's tenant, unless the policy allows wider ones there.
+    Every path that sends a secret asks it first: resolution and verification before saving.
+    The bot's credentials (source ``"bot"``) go wherever its tenant's administrator points them.
+    Any other secret goes only where the tracker type trusts for the tracker's URL
+    (:meth:`TrackerType.api_url_trusted`), and to a tracker whose TLS is weakened
+    (``verify_tls=False`` or its own ``ca_bundle``) only if it is scoped to that tracker's
+    tenant, unless the policy allows wider ones there.
     """
+    if resolution.source == "bot":
+        return None
     tracker = resolution.tracker
     if (tracker.api_url is not None or _trusts_by_override(tracker_type)) and not tracker_type.api_url_trusted(
         tracker
