@@ -16,8 +16,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal, NoReturn
 
-from .errors import InvalidInputError
-from .urls import normalize_url
+from ._printable import UNPRINTABLE, printable
+from .errors import InvalidInputError, InvalidURLError, TrackerRequestError
+from .urls import normalize_url, origin_of
 
 __all__ = [
     "ALL_TENANTS",
@@ -440,11 +441,49 @@ class IssueDraft:
 @dataclass(frozen=True)
 class ReportedIssue:
     """An issue a tracker accepted: its id as the tracker names it, its URL, and the resolution
-    that authenticated it."""
+    that authenticated it.
+
+    The URL comes from the tracker's answer and is shown to people as a link: anything but a
+    plain http(s) URL (``javascript:``, ``data:``, control characters, user-info) raises
+    :class:`~tokenproviders.errors.TrackerRequestError`. The resolver also requires it to be
+    on the tracker's own origin.
+    """
 
     id: str
     url: str
     resolution: Resolution | None = None
+
+    def __post_init__(self) -> None:
+        url = self.url
+        if not isinstance(url, str) or UNPRINTABLE.search(url) or not _is_http_url(url):
+            # The URL itself is not repeated: it is the tracker's, and was refused for what it holds.
+            raise TrackerRequestError(
+                f"the tracker filed issue {printable(str(self.id))} but answered with an issue URL that is"
+                " not a plain http(s) URL",
+                hint=_LOOK_IT_UP,
+            )
+
+    def require_origin(self, tracker: Tracker) -> None:
+        """Raise :class:`~tokenproviders.errors.TrackerRequestError` unless the URL is on
+        ``tracker``'s origin (scheme, host and port of its ``base_url``)."""
+        origin = origin_of(self.url)
+        if origin != origin_of(tracker.url):
+            raise TrackerRequestError(
+                f"tracker {tracker.label} at {tracker.url} filed issue {printable(str(self.id))} but answered"
+                f" with an issue URL on another origin ({printable(origin)})",
+                hint=_LOOK_IT_UP,
+            )
+
+
+_LOOK_IT_UP = "the URL is not shown; look the issue up on the tracker before filing it again"
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        origin_of(url)
+    except InvalidURLError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

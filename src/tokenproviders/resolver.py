@@ -511,6 +511,7 @@ class Resolver:
             client = self.client_for(resolution)
             tracker_type = self.plugins.tracker_type(tracker.type)
             issue = self._guard(resolution, lambda: tracker_type.report_issue(client, tracker, draft))
+            issue.require_origin(tracker)  # the URL is the tracker's answer: no link to elsewhere
             return replace(issue, resolution=resolution)
 
         return self._with_fallback(user, tracker, run)

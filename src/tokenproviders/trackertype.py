@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from ._printable import printable
 from .errors import InvalidCredentialsError, PluginError
 from .model import ClientSettings, Credentials, Field, Identity, IssueDraft, ReportedIssue, Tracker
 from .urls import origin_of
@@ -50,6 +51,11 @@ class TrackerFailure:
     kind: FailureKind
     detail: str
     status: int | None = None
+
+    def __post_init__(self) -> None:
+        # The detail often quotes the tracker's own words (Redmine's validation messages, Azure's
+        # typeKey); they reach terminals and logs, so nothing in them may act there.
+        object.__setattr__(self, "detail", printable(str(self.detail)))
 
 
 def classify_http_status(status: int, detail: str = "") -> TrackerFailure | None:
