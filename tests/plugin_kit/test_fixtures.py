@@ -54,11 +54,47 @@ def test_tp_key_file_is_private_and_loads(tp_key_file: Path) -> None:
     assert KeyRing.from_key_file(tp_key_file).key_ids == ("test-key",)
 
 
-def test_each_test_gets_a_fresh_key(tp_keyring: KeyRing, tp_key_file: Path) -> None:
+def test_the_key_ring_and_the_key_file_hold_different_keys(tp_keyring: KeyRing, tp_key_file: Path) -> None:
     other = KeyRing.from_key_file(tp_key_file)
     blob = tp_keyring.seal(Secret("s3cret"), NOW_AAD)
     with pytest.raises(SecretUnreadableError):
         other.open(blob, NOW_AAD)
+
+
+FRESH_KEYS_SUITE = '''
+from tokenproviders.crypto import AssociatedData, KeyRing
+
+AAD = AssociatedData.for_token(owner="alice", scope="acme", url="https://x.test", field="api_password")
+SEEN = {}
+
+
+def test_first(tp_keyring, tp_key_file):
+    SEEN["ring"] = tp_keyring
+    SEEN["blob"] = tp_keyring.seal("sealed-in-the-first-test", AAD)
+    SEEN["file"] = KeyRing.from_key_file(tp_key_file).check_value("test-key")
+
+
+def test_second(tp_keyring, tp_key_file):
+    assert tp_keyring is not SEEN["ring"]
+    assert tp_keyring.check_value("test-key") != SEEN["ring"].check_value("test-key")
+    assert KeyRing.from_key_file(tp_key_file).check_value("test-key") != SEEN["file"]
+    try:
+        tp_keyring.open(SEEN["blob"], AAD)
+    except Exception:
+        pass
+    else:
+        raise AssertionError("the second test's key opens the first test's blob")
+'''
+
+
+def test_each_test_gets_a_fresh_key(tmp_path: Path) -> None:
+    """Two tests of one session: the second one's key ring and key file hold new keys."""
+    (tmp_path / "test_keys.py").write_text(FRESH_KEYS_SUITE)
+    outcomes = run_pytest(["test_keys.py"], cwd=tmp_path, pythonpath=[], report=tmp_path / "r.xml")
+    assert {name: (o.outcome, o.message) for name, o in outcomes.items()} == {
+        "test_first": ("passed", ""),
+        "test_second": ("passed", ""),
+    }
 
 
 def test_tp_memory_store_starts_empty(tp_memory_store: MemoryTokenStore) -> None:
