@@ -34,17 +34,22 @@ import argparse
 import ast
 import importlib.abc
 import importlib.util
+import json
 import os
 import re
 import select
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PAGE = ROOT / "docs" / "mutation.md"
@@ -59,6 +64,8 @@ class Target:
     module: str
     scope: tuple[str, ...]
     tests: tuple[str, ...]
+    #: Slow tests left out of the mutation runs (node ids), each with what covers it instead.
+    deselect: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -153,6 +160,11 @@ TARGETS: dict[str, Target] = {
                 "KeyRing.__contains__",
             ),
             ("tests/store/test_crypto.py",),
+            # Seconds each; the round trips and nonce sizes are also checked by fast tests.
+            (
+                "tests/store/test_crypto.py::test_100k_nonces_never_repeat",
+                "tests/store/test_crypto.py::test_round_trip_property",
+            ),
         ),
     ]
 }
@@ -184,6 +196,10 @@ class Mutant:
     before: str
     after: str
     source: str
+    #: Source lines of the change and of the statement holding it (tests that run any of them).
+    lines: frozenset[int] = frozenset()
+    #: Runs when the module is imported (a constant, a class body, a decorator, a default).
+    import_time: bool = False
 
     @property
     def key(self) -> str:
@@ -269,6 +285,30 @@ def _skipped_nodes(root: ast.AST) -> set[int]:
     return skipped
 
 
+def _runtime_nodes(root: ast.AST) -> tuple[set[int], dict[int, int]]:
+    """Ids of the nodes that run only when a function is called (not at import), and the first
+    line of the statement that holds each node."""
+    runtime: set[int] = set()
+    statement_of: dict[int, int] = {}
+
+    def visit(node: ast.AST, in_call: bool, statement: int) -> None:
+        if isinstance(node, ast.stmt):
+            statement = node.lineno
+        statement_of[id(node)] = statement
+        if in_call:
+            runtime.add(id(node))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            for child in ast.iter_child_nodes(node):
+                visit(child, in_call or any(child is b for b in body), statement)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_call, statement)
+
+    visit(root, False, getattr(root, "lineno", 0))
+    return runtime, statement_of
+
+
 def _changes(node: ast.AST, spans: _Spans) -> Iterator[tuple[str, ast.AST, str]]:
     """(operator, node replaced, replacement text) for one node."""
     if isinstance(node, ast.Compare):
@@ -326,6 +366,7 @@ def mutants(target: Target, source: str | None = None) -> list[Mutant]:
     found: list[Mutant] = []
     for qualname, root in _scoped_nodes(tree, target.scope):
         skipped = _skipped_nodes(root)
+        runtime, statement_of = _runtime_nodes(root)
         for node in ast.walk(root):
             if id(node) in skipped:
                 continue
@@ -340,14 +381,18 @@ def mutants(target: Target, source: str | None = None) -> list[Mutant]:
                     continue
                 seen.add(dumped)
                 before = spans.text(replaced)
+                start, end = replaced.lineno, replaced.end_lineno or replaced.lineno  # type: ignore[attr-defined]
+                holder = statement_of.get(id(replaced), start)
                 found.append(
                     Mutant(
                         scope=qualname,
                         operator=operator,
-                        line=replaced.lineno,  # type: ignore[attr-defined]
+                        line=start,
                         before=_one_line(before),
                         after=_one_line(text),
                         source=mutated,
+                        lines=frozenset({holder, *range(start, end + 1)}),
+                        import_time=id(replaced) not in runtime,
                     )
                 )
     found.sort(key=lambda m: m.line)
@@ -373,8 +418,46 @@ class _MutatedSource(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(self.source, str(self.path), "exec"), module.__dict__)  # noqa: S102
 
 
-def _start(target: Target, source: str, tests: Sequence[str], log: Path | None = None) -> tuple[int, int]:
-    """Fork a child that runs the tests against ``source``; return (pid, read end of its output)."""
+class _Coverage:
+    """A pytest plugin recording which tests run which lines of one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.current: str | None = None
+        self.lines: dict[int, list[str]] = {}
+        self.order: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
+        self.current = item.nodeid
+        self.order.append(item.nodeid)
+
+    def _trace(self, frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_filename != self.path:
+            return None
+        self._line(frame, event, arg)
+        return self._line
+
+    def _line(self, frame: FrameType, event: str, arg: object) -> Any:
+        if self.current is not None:
+            tests = self.lines.setdefault(frame.f_lineno, [])
+            if not tests or tests[-1] != self.current:
+                tests.append(self.current)
+        return self._line
+
+    def start(self) -> None:
+        sys.settrace(self._trace)
+        threading.settrace(self._trace)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"order": self.order, "lines": self.lines}), encoding="utf-8")
+
+
+def _start(
+    target: Target, source: str, tests: Sequence[str], log: Path | None = None, coverage: Path | None = None
+) -> tuple[int, int]:
+    """Fork a child that runs the tests against ``source``; return (pid, read end of its output).
+    With ``coverage``, record there which tests run which lines of the target."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid:
@@ -390,10 +473,16 @@ def _start(target: Target, source: str, tests: Sequence[str], log: Path | None =
         sys.dont_write_bytecode = True
         os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
         sys.meta_path.insert(0, _MutatedSource(target.module, target.path, source))
-        import pytest
-
         args = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "--assert=plain", *tests]
-        code = int(pytest.main(args))
+        args += [f"--deselect={node}" for node in target.deselect]
+        if coverage is None:
+            code = int(pytest.main(args))
+        else:
+            recorder = _Coverage(target.path)
+            recorder.start()
+            code = int(pytest.main(args, plugins=[recorder]))
+            sys.settrace(None)
+            recorder.save(coverage)
     except BaseException:  # noqa: BLE001 - whatever happens, the child must end here
         code = 3
     finally:
@@ -450,8 +539,10 @@ def run(target: Target, jobs: int, only_lines: set[int] | None = None, verbose: 
     started = time.monotonic()
     log_dir = ROOT / ".mutation"
     log_dir.mkdir(exist_ok=True)
-    pid, out = _start(target, source, tests, log_dir / f"{target.name}-baseline.log")
-    if _wait(pid, out, 600) != 0:
+    coverage_file = log_dir / f"{target.name}-coverage.json"
+    coverage_file.unlink(missing_ok=True)
+    pid, out = _start(target, source, tests, log_dir / f"{target.name}-baseline.log", coverage_file)
+    if _wait(pid, out, 1200) != 0:
         log = f".mutation/{target.name}-baseline.log"
         raise SystemExit(f"{target.name}: the tests fail without any mutation; see {log}")
     baseline = time.monotonic() - started
@@ -459,34 +550,64 @@ def run(target: Target, jobs: int, only_lines: set[int] | None = None, verbose: 
     pid, out = _start(target, source + "\nraise ImportError('mutation canary')\n", tests)
     if _wait(pid, out, 600) == 0:
         raise SystemExit(f"{target.name}: the tests do not import {target.module} through the mutation hook")
-    timeout = max(30.0, 4 * baseline)
+    timeout = max(60.0, 4 * baseline)
+    covered = json.loads(coverage_file.read_text(encoding="utf-8"))
+    order = {node: i for i, node in enumerate(covered["order"])}
+    by_line = {int(line): nodes for line, nodes in covered["lines"].items()}
     todo = [m for m in mutants(target, source) if only_lines is None or m.line in only_lines]
     print(f"{target.name}: {len(todo)} mutants, {len(tests)} test files, baseline {baseline:.1f}s", flush=True)
     result = Result(target)
+
+    def tests_of(mutant: Mutant) -> list[str]:
+        """The tests that run the mutated lines, in suite order; all of them for import-time code."""
+        if mutant.import_time:
+            return tests
+        nodes = {node for line in mutant.lines for node in by_line.get(line, ())}
+        return sorted(nodes, key=order.__getitem__)
+
     running: list[tuple[int, int, Mutant]] = []
     queue = list(todo)
     done = 0
-    while queue or running:
-        while queue and len(running) < jobs:
-            mutant = queue.pop(0)
-            pid, out = _start(target, mutant.source, tests)
-            running.append((pid, out, mutant))
-        pid, out, mutant = running.pop(0)
-        code = _wait(pid, out, timeout)
-        done += 1
-        if code is None:
-            result.timed_out.append(mutant)
-        elif code == 0:
-            result.survived.append(mutant)
-        elif code in (1, 3):
-            result.killed.append(mutant)
-        else:
-            # 2: interrupted/collection error, 4: usage, 5: no tests: still a failing test run.
-            result.killed.append(mutant)
-        if verbose:
-            state = "timeout" if code is None else ("SURVIVED" if code == 0 else "killed")
-            print(f"  [{done}/{len(todo)}] line {mutant.line}: {mutant.key}: {state}", flush=True)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                mutant = queue.pop(0)
+                selected = tests_of(mutant)
+                if not selected:
+                    # No test runs this line: it survives without a run.
+                    result.survived.append(mutant)
+                    done += 1
+                    if verbose:
+                        print(f"  [{done}/{len(todo)}] line {mutant.line}: {mutant.key}: SURVIVED (no test runs it)")
+                    continue
+                pid, out = _start(target, mutant.source, selected)
+                running.append((pid, out, mutant))
+            if not running:
+                continue
+            pid, out, mutant = running[0]
+            code = _wait(pid, out, timeout)
+            running.pop(0)
+            done += 1
+            _record(result, mutant, code)
+            if verbose:
+                state = "timeout" if code is None else ("SURVIVED" if code == 0 else "killed")
+                print(f"  [{done}/{len(todo)}] line {mutant.line}: {mutant.key}: {state}", flush=True)
+    finally:
+        for pid, _, _ in running:  # interrupted: no child may outlive the run
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     return result
+
+
+def _record(result: Result, mutant: Mutant, code: int | None) -> None:
+    # pytest exits 1 when a test fails, 2 when interrupted or collection fails (a mutant that
+    # breaks an import), 3 on an internal error: each is a failing run, so the mutant is killed.
+    if code is None:
+        result.timed_out.append(mutant)
+    elif code == 0:
+        result.survived.append(mutant)
+    else:
+        result.killed.append(mutant)
 
 
 def report(results: Sequence[Result], fail_under: float) -> int:
@@ -538,12 +659,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for m in found:
                     print(f"  line {m.line} [{m.operator}] {m.key}")
         return 0
-    # Loaded once here, so that each forked child starts with them (they cost ~1.5 s a run).
+    # Loaded once here, so that each forked child starts with it (pytest is already: ~1.5 s a run).
     import hypothesis  # noqa: F401
-    import pytest  # noqa: F401
 
     if any(name == "tokenproviders" or name.startswith("tokenproviders.") for name in sys.modules):
         raise SystemExit("tokenproviders must not be imported before the mutants run")
+    # A terminated run ends through its finally clauses, which stop the children it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     results = [run(target, args.jobs, only_lines, args.verbose) for target in chosen]
     return report(results, args.fail_under)
 

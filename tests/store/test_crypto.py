@@ -20,6 +20,7 @@ from tokenproviders.crypto import (
     KEY_FILE_ENV,
     KEYS_ENV,
     NONCE_SIZE,
+    TAG_SIZE,
     AssociatedData,
     KeyMaterial,
     KeyRing,
@@ -225,6 +226,95 @@ def test_known_answer_blobs_still_open() -> None:
         blob = bytes.fromhex(case["blob_hex"])
         assert blob[0] == 1 and blob_key_id(blob) == document["key_id"]
         assert keys.open(blob, aad) == case["plaintext"]
+
+
+#: HMAC-SHA256(KEY_A, b"tokenproviders key check v1")[:16], computed once outside the library.
+#: Stores keep these values: a changed derivation would refuse every existing database's keys.
+KEY_A_CHECK_VALUE = "ef891a3c5a63a5c37aec57a85e45d8b1"
+KEY_B_CHECK_VALUE = "ccca9c1f325f986956fea4837b4abe84"
+
+
+def test_key_check_values_known_answer() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    assert keys.check_value("k1").hex() == KEY_A_CHECK_VALUE
+    assert keys.check_value("k2").hex() == KEY_B_CHECK_VALUE
+    # The value depends on the key only, not on its id or the ring.
+    assert ring(("other-id", KEY_A)).check_value("other-id").hex() == KEY_A_CHECK_VALUE
+
+
+def test_the_check_value_of_a_missing_or_retired_key_is_refused() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    with pytest.raises(SecretUnreadableError, match="'k9' is not in the key ring") as caught:
+        keys.check_value("k9")
+    assert caught.value.key_id == "k9"
+    keys.retire("k2")
+    with pytest.raises(SecretUnreadableError, match="'k2' was retired"):
+        keys.check_value("k2")
+
+
+# -- malformed blobs: each is named for what it is ----------------------------------------
+PAYLOAD = bytes(NONCE_SIZE + TAG_SIZE)
+
+
+@pytest.mark.parametrize("blob", ["01026b31", None, 12, ["k1"]], ids=["str", "None", "int", "list"])
+def test_a_blob_that_is_not_bytes_is_unreadable_not_a_crash(blob: Any) -> None:
+    with pytest.raises(SecretUnreadableError, match=f"must be bytes, not {type(blob).__name__}"):
+        blob_key_id(blob)
+    with pytest.raises(SecretUnreadableError, match=f"must be bytes, not {type(blob).__name__}"):
+        ring(("k1", KEY_A)).open(blob, AAD)
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x01"], ids=["empty", "version-only"])
+def test_a_blob_without_a_header_is_truncated(blob: bytes) -> None:
+    with pytest.raises(SecretUnreadableError, match=r"truncated \(no header\)"):
+        blob_key_id(blob)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        bytes([1, 0]) + PAYLOAD,
+        bytes([1, 65]) + b"k" * 65 + PAYLOAD,
+        bytes([1, 200]) + b"k" * 200 + PAYLOAD,
+        bytes([1, 3]) + b"k1",
+    ],
+    ids=["no-id", "id-of-65", "id-of-200", "id-past-the-end"],
+)
+def test_a_bad_key_id_length_is_a_malformed_header(blob: bytes) -> None:
+    for parse in (blob_key_id, lambda b: ring(("k1", KEY_A)).open(b, AAD)):
+        with pytest.raises(SecretUnreadableError, match=r"header is malformed \(bad key id length\)") as caught:
+            parse(blob)
+        assert caught.value.key_id is None
+
+
+@pytest.mark.parametrize("raw_id", [b"\xff\xfe", b"-k", b"a b"], ids=["not-ascii", "leading-dash", "space"])
+def test_an_invalid_key_id_in_the_header_is_named_so(raw_id: bytes) -> None:
+    with pytest.raises(SecretUnreadableError, match=r"header is malformed \(the key id is not valid\)"):
+        blob_key_id(bytes([1, len(raw_id)]) + raw_id + PAYLOAD)
+
+
+def test_the_longest_key_id_and_the_shortest_payload_parse() -> None:
+    longest = "k" * 64
+    assert blob_key_id(bytes([1, 64]) + longest.encode() + PAYLOAD) == longest
+    assert blob_key_id(bytes([1, 2]) + b"k1" + PAYLOAD) == "k1"
+    for short in (b"", PAYLOAD[:-1]):
+        with pytest.raises(SecretUnreadableError, match="the blob sealed under key 'k1' is truncated") as caught:
+            blob_key_id(bytes([1, 2]) + b"k1" + short)
+        assert caught.value.key_id == "k1"
+
+
+@pytest.mark.parametrize("key_id", ["k", "k1", "a" * 33, "z" * 64])
+def test_blobs_under_key_ids_of_any_length_round_trip(key_id: str) -> None:
+    keys = ring((key_id, KEY_A))
+    blob = keys.seal("ghp_secret-token", AAD)
+    assert blob[:2] == bytes([1, len(key_id)]) and blob[2 : 2 + len(key_id)] == key_id.encode()
+    assert blob_key_id(blob) == key_id
+    assert keys.open_secret(blob, AAD).reveal() == "ghp_secret-token"
+    for other in (bytearray(blob), memoryview(blob)):
+        assert keys.open(other, AAD) == "ghp_secret-token"  # type: ignore[arg-type]
+    assert keys.open(blob, AAD.encode()) == "ghp_secret-token"
+    with pytest.raises(SecretUnreadableError):
+        keys.open(blob[:-1], AAD)
 
 
 # -- key ring checks ----------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""The resolve path's bookkeeping: which cached clients outlive a refusal, an unusable token or a
+fallback, and which personal candidates are looked up in which order (found by mutation testing:
+no test failed when these broke)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tokenproviders import (
+    ALL_TENANTS,
+    NoCredentialsError,
+    NotAuthorizedError,
+    PersonalTokenUnusableError,
+    Policies,
+    Policy,
+    Resolver,
+    hookimpl,
+)
+from tokenproviders.sources import CredentialRequest, personal_candidates
+
+from .core_world import NOW, SERVICE, World, creds
+
+FALLBACK = Policies(default=Policy(fallback_on_unusable=True))
+
+
+def _cached(resolver: Resolver, user: str, world: World) -> Any:
+    """A client for ``user`` on acme's repository, cached, and a weak reference to it."""
+    client = resolver.client(user, world.acme_repo)
+    assert resolver.client(user, world.acme_repo) is client
+    return weakref.ref(client)
+
+
+def _gone(ref: weakref.ref[Any]) -> bool:
+    gc.collect()
+    return ref() is None
+
+
+# -- stale clients ------------------------------------------------------------------------------
+
+def test_an_expired_tokens_client_is_dropped_when_resolution_refuses_it(world: World, resolver: Resolver) -> None:
+    resolver.tokens.set(
+        "alice", world.acme_repo.url, creds("alice-expiring"), scope="acme", expires_at=NOW + timedelta(hours=1)
+    )
+    alices = _cached(resolver, "alice", world)
+    bobs = _cached(resolver, "bob", world)
+    world.clock.advance(hours=2)
+    with pytest.raises(PersonalTokenUnusableError):
+        resolver.resolve("alice", world.acme_repo)
+    # The client holding the expired secret is gone at once, not at the next lookup; bob's stays.
+    assert len(resolver.clients) == 1
+    assert _gone(alices)
+    assert not _gone(bobs)
+
+
+def test_an_unreadable_tokens_client_is_dropped_when_resolution_refuses_it(world: World) -> None:
+    from .test_policies import UnreadableStore
+
+    store = UnreadableStore("https://nothing.example.com")
+    resolver = Resolver(world.directory, store, plugins=world.plugins, clock=world.clock)
+    bobs = _cached(resolver, "bob", world)
+    resolver.tokens.set("alice", world.acme_repo.url, creds("alice-token"), scope="acme")
+    alices = _cached(resolver, "alice", world)
+    store.unreadable_url = world.acme_repo.url  # its key is gone from the key ring, say
+    with pytest.raises(PersonalTokenUnusableError):
+        resolver.resolve("alice", world.acme_repo)
+    assert _gone(alices)
+    assert not _gone(bobs)
+
+
+def test_a_fallback_drops_the_unusable_tokens_client(world: World) -> None:
+    resolver = world.resolver(policies=FALLBACK)
+    resolver.tokens.set(
+        "alice", world.acme_repo.url, creds("alice-expiring"), scope="acme", expires_at=NOW + timedelta(hours=1)
+    )
+    alices = _cached(resolver, "alice", world)
+    bobs = _cached(resolver, "bob", world)
+    world.clock.advance(hours=2)
+    resolution = resolver.resolve("alice", world.acme_repo)
+    assert resolution.source == "bot" and resolution.fallback_from
+    assert _gone(alices)
+    assert not _gone(bobs)
+    assert len(resolver.clients) == 1
+
+
+def test_losing_a_membership_drops_that_tenants_clients_only(world: World, resolver: Resolver) -> None:
+    acme = _cached(resolver, "alice", world)
+    beta = weakref.ref(resolver.client("alice", world.beta_repo))
+    bobs = _cached(resolver, "bob", world)
+    world.directory.remove_member("alice", "acme")
+    with pytest.raises(NotAuthorizedError):
+        resolver.resolve("alice", world.acme_repo)
+    assert _gone(acme)
+    assert not _gone(beta)
+    assert not _gone(bobs)
+    assert len(resolver.clients) == 2
+
+
+# -- candidate order ----------------------------------------------------------------------------
+
+def test_personal_candidates_are_most_specific_first(world: World) -> None:
+    tracker = world.acme_repo
+    url = tracker.url
+    assert personal_candidates(tracker, SERVICE) == (
+        (url, "acme"),
+        (url, ALL_TENANTS),
+        (SERVICE, "acme"),
+        (SERVICE, ALL_TENANTS),
+    )
+    # No service-wide tokens, or a service that is the tracker itself: the tracker's URL only, once.
+    assert personal_candidates(tracker, None) == ((url, "acme"), (url, ALL_TENANTS))
+    assert personal_candidates(tracker, url) == ((url, "acme"), (url, ALL_TENANTS))
+
+
+class _Recorder:
+    """A third-party source that records what the resolver offers it and supplies nothing."""
+
+    def __init__(self) -> None:
+        self.requests: list[CredentialRequest] = []
+
+    @hookimpl
+    def tokenproviders_credentials(self, request: CredentialRequest) -> None:
+        self.requests.append(request)
+
+
+def test_a_tracker_that_is_its_own_service_is_looked_up_once_per_scope(world: World, resolver: Resolver) -> None:
+    recorder = _Recorder()
+    jira = world.acme_jira  # on its own host: its service URL is its own URL
+    with world.plugins.registered(recorder), pytest.raises(NoCredentialsError):
+        resolver.resolve("alice", jira)
+    (request,) = recorder.requests
+    assert request.personal_candidates == ((jira.url, "acme"), (jira.url, ALL_TENANTS))
