@@ -34,11 +34,22 @@ class Directory(Protocol):
 
 
 def find_tracker(directory: Directory, tenant: str, tracker_id: str) -> Tracker:
-    """The tracker ``tracker_id`` of ``tenant``, or :class:`UnknownTrackerError`."""
+    """The tracker ``tracker_id`` of ``tenant``, or :class:`UnknownTrackerError`.
+
+    A directory that stores trackers itself may skip rows it cannot read in ``trackers_of``
+    and offer ``broken_trackers(tenant)`` (``{(tenant, id): error}``, as
+    :class:`~tokenproviders.stores.sqlite_directory.SQLiteDirectory` does): such a tracker's
+    error is raised instead of saying it does not exist.
+    """
     trackers = directory.trackers_of(tenant)
     for tracker in trackers:
         if tracker.id == tracker_id:
             return tracker
+    broken_trackers = getattr(directory, "broken_trackers", None)
+    if callable(broken_trackers):
+        error = broken_trackers(tenant).get((tenant, tracker_id))
+        if isinstance(error, Exception):
+            raise error
     known = ", ".join(sorted(t.id for t in trackers)) or "none"
     raise UnknownTrackerError(
         f"tenant {tenant!r} has no tracker {tracker_id!r} (its trackers: {known})"

@@ -215,9 +215,20 @@ class PluginError(TokenProvidersError):
 
 
 class StoreError(TokenProvidersError):
-    """The token store failed (corrupt file, read-only directory, schema too new...)."""
+    """The token store failed (corrupt file, read-only directory, schema too new...).
+
+    For one malformed row, ``table`` and ``row`` name it (``"tokens"`` and the token id, or
+    ``"trackers"`` and ``tenant/id``); the message never quotes the malformed value.
+    """
 
     default_hint = "check the store's file and permissions"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, table: str | None = None, row: str | None = None
+    ) -> None:
+        self.table = table
+        self.row = row
+        super().__init__(message, hint=hint)
 
 
 class SecretUnreadableError(TokenProvidersError):

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..crypto import KEYS_ENV
-from ..errors import ConfigurationError, InvalidCredentialsError, InvalidInputError
+from ..errors import ConfigurationError, InvalidCredentialsError, InvalidInputError, StoreError
 from ..model import Credentials, IssueDraft, Secret, Tracker, check_tenant_id, check_user_id
 from ._app import AliasedGroup, cli, credential_fields_error, get_config, pass_session, read_secret
 from ._output import echo, emit_json, join, stdout_console, table
@@ -594,7 +594,12 @@ def trackers_set_option(
 def trackers_remove(session: Session, tenant: str, tracker_id: str) -> None:
     """Remove tracker ID from TENANT (personal tokens for its URL are kept)."""
     _require_tenant(session, tenant)
-    tracker = session.resolver.tracker(tenant, tracker_id)
+    try:
+        url = session.resolver.tracker(tenant, tracker_id).url
+    except StoreError as exc:
+        if exc.table != "trackers":
+            raise
+        url = "a malformed row"  # removing it is how the operator repairs it
     session.directory.remove_tracker(tenant, tracker_id)
-    echo(f"Removed tracker {tenant}/{tracker_id} ({tracker.url})")
+    echo(f"Removed tracker {tenant}/{tracker_id} ({url})")
 

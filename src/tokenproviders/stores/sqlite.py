@@ -59,7 +59,7 @@ from ..errors import (
     StoreError,
 )
 from ..model import Credentials, PersonalToken, TokenInfo, _make_personal_token, _trusted_credentials
-from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, from_db_time, to_db_time, utc_now
+from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, to_db_time, utc_now
 from .audit import AuditEntry, AuditLog
 from .sqlite_directory import SQLiteDirectory
 
@@ -87,25 +87,95 @@ _LOOKUP_COLUMNS: Final = (
 )
 
 
-def _info(row: Sequence[Any]) -> TokenInfo:
-    # Positional, in TokenInfo's field order: this is on the resolve path.
-    return TokenInfo(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        from_db_time(row[5]),
-        from_db_time(row[6]),
-        from_db_time(row[7]),
-        from_db_time(row[8]),
-        row[9],
-        row[10],
-        row[11],
+_parse_time = datetime.fromisoformat  # from_db_time without the call, on the resolve path
+
+#: The time columns of a token row: (index, column, may be NULL).
+_TOKEN_TIMES: Final = (
+    (5, "expires_at", True),
+    (6, "created_at", False),
+    (7, "updated_at", False),
+    (8, "last_used_at", True),
+)
+
+
+def _times(row: Sequence[Any]) -> tuple[datetime | None, datetime, datetime, datetime | None]:
+    """A token row's expiry, creation, update and last-use times, checked with the other
+    metadata columns; a :class:`StoreError` naming the row if any is malformed."""
+    try:
+        expires = None if row[5] is None else _parse_time(row[5])
+        created = _parse_time(row[6])
+        updated = _parse_time(row[7])
+        last = None if row[8] is None else _parse_time(row[8])
+    except (TypeError, ValueError):
+        raise _malformed_token(row) from None
+    if (
+        created.tzinfo is None
+        or updated.tzinfo is None
+        or (expires is not None and expires.tzinfo is None)  # would not compare with "now"
+        or (last is not None and last.tzinfo is None)
+        or type(row[9]) is not int
+        or type(row[4]) is not str
+        or type(row[10]) is not str
+        or (row[11] is not None and type(row[11]) is not str)
+    ):
+        raise _malformed_token(row)
+    return expires, created, updated, last
+
+
+def _token_problem(row: Sequence[Any]) -> tuple[str, str]:
+    """Which column of a token row is malformed, and how (the slow path, for the error only)."""
+    for index, column, nullable in _TOKEN_TIMES:
+        if row[index] is None and nullable:
+            continue
+        try:
+            parsed = datetime.fromisoformat(row[index])
+        except (TypeError, ValueError):
+            return column, "is not an ISO-8601 date-time"
+        if parsed.tzinfo is None:
+            return column, "has no UTC offset"
+    for index, column, kind, nullable in (
+        (9, "version", int, False),
+        (4, "label", str, False),
+        (10, "key_id", str, False),
+        (11, "api_username", str, True),
+    ):
+        if type(row[index]) is not kind and not (nullable and row[index] is None):
+            return column, "is not an integer" if kind is int else "is not text"
+    return "metadata", "is not what a token row holds"
+
+
+def _malformed_token(row: Sequence[Any]) -> StoreError:
+    # Names the row and the column, never the value: a damaged column may hold anything.
+    column, what = _token_problem(row)
+    owner, url, scope = row[0], row[1], row[2]
+    whose = (
+        f" (the personal token of {owner!r} for {url}, scope {scope!r})"
+        if all(type(value) is str for value in (owner, url, scope))
+        else ""
+    )
+    return StoreError(
+        f"the tokens row #{row[3]}{whose} of the token database is malformed: its {column} {what}",
+        hint="delete the token and set it again, or restore the database",
+        table="tokens",
+        row=str(row[3]),
     )
 
 
-_parse_time = datetime.fromisoformat  # from_db_time without the call, on the resolve path
+def _info(row: Sequence[Any]) -> TokenInfo:
+    expires, created, updated, last = _times(row)
+    # Positional, in TokenInfo's field order.
+    return TokenInfo(row[0], row[1], row[2], row[3], row[4], expires, created, updated, last, row[9], row[10], row[11])
+
+
+def _listed(rows: Iterable[Sequence[Any]]) -> list[TokenInfo]:
+    """Token rows as listed: a malformed one is skipped with a logged error naming it."""
+    infos: list[TokenInfo] = []
+    for row in rows:
+        try:
+            infos.append(_info(row))
+        except StoreError as exc:
+            logger.error("skipped a personal token: %s", exc.message)
+    return infos
 
 
 def token_aad(owner: str, scope: str, url: str) -> AssociatedData:
@@ -186,6 +256,7 @@ class SQLiteTokenStore:
 
     def _opened(self, row: Sequence[Any]) -> PersonalToken:
         owner, url, scope, api_username = row[0], row[1], row[2], row[11] or None
+        expires, created, updated, last = _times(row)
         try:
             secret = self._core.keyring.open_secret(row[12], encode_token_aad(owner, scope, url, SECRET_FIELD))
         except SecretUnreadableError as exc:
@@ -197,10 +268,10 @@ class SQLiteTokenStore:
             scope,
             row[3],
             row[4],
-            None if row[5] is None else _parse_time(row[5]),
-            _parse_time(row[6]),  # created and updated are never NULL
-            _parse_time(row[7]),
-            None if row[8] is None else _parse_time(row[8]),
+            expires,
+            created,
+            updated,
+            last,
             row[9],
             row[10],
             api_username,
@@ -227,7 +298,7 @@ class SQLiteTokenStore:
             rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens ORDER BY owner, url, scope")  # noqa: S608 - constant SQL, values bound
         else:
             rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? ORDER BY url, scope", (owner,))  # noqa: S608 - constant SQL, values bound
-        return [_info(row) for row in rows]
+        return _listed(rows)
 
     # -- writing -------------------------------------------------------------------------
     def put(
@@ -316,7 +387,10 @@ class SQLiteTokenStore:
         if row is None:
             return None
         logger.debug("deleted personal token #%s of %r for %s (%s)", row[3], owner, url, scope)
-        return _info(row)
+        try:
+            return _info(row)
+        except StoreError:
+            return TokenInfo(owner, url, scope, row[3])  # a malformed row is gone all the same
 
     def mark_used(self, token_id: int, when: datetime) -> None:
         """Buffered: written with the next flush (at most ``flush_interval`` seconds later,

@@ -18,6 +18,7 @@ credentials can be set again. ``get_tracker`` opens the secret at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -25,8 +26,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ..crypto import AssociatedData, KeyRing
-from ..errors import InvalidInputError, SecretUnreadableError, UnknownTrackerError
-from ..model import Credentials, Secret, Tracker, check_tenant_id, check_user_id
+from ..errors import InvalidInputError, SecretUnreadableError, StoreError, TokenProvidersError, UnknownTrackerError
+from ..model import Credentials, Secret, Tracker, _check_id, check_tenant_id, check_user_id
+from ..urls import normalize_url
 from ._sqlite_base import SQLiteCore, to_db_time
 
 __all__ = ["SQLiteDirectory", "SealedBotSecret", "bot_aad"]
@@ -34,7 +36,7 @@ __all__ = ["SQLiteDirectory", "SealedBotSecret", "bot_aad"]
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
 _TRACKER_COLUMNS: Final = (
-    "tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle, bot_username, bot_secret"
+    "tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle, bot_username, bot_secret, row_id"
 )
 
 
@@ -54,6 +56,58 @@ def _open_bot_secret(keyring: KeyRing, blob: bytes, tenant: str, tracker_id: str
             ),
             key_id=exc.key_id,
         ) from None
+
+
+def _row_name(row: Sequence[Any]) -> str:
+    """How a trackers row is named in errors: ``tenant/id``, or ``#row_id`` if those are odd."""
+    tenant, tracker_id = row[0], row[1]
+    try:
+        check_tenant_id(tenant)
+        _check_id("tracker", tracker_id)
+    except (TokenProvidersError, TypeError):
+        return f"#{row[11]}"
+    return f"{tenant}/{tracker_id}"
+
+
+def _malformed(row: Sequence[Any], column: str, what: str) -> StoreError:
+    # Names the row and the column, never the value: a damaged column may hold anything.
+    name = _row_name(row)
+    return StoreError(
+        f"the trackers row {name} of the token database is malformed: its {column} {what}",
+        hint="correct the tracker's settings (trackers update/remove and add again), or restore the database",
+        table="trackers",
+        row=name,
+    )
+
+
+def _options(row: Sequence[Any]) -> dict[str, Any]:
+    if not isinstance(row[6], str):
+        raise _malformed(row, "options", "is not JSON text")
+    try:
+        options = json.loads(row[6])
+    except ValueError:
+        raise _malformed(row, "options", "is not valid JSON") from None
+    if not isinstance(options, dict):
+        raise _malformed(row, "options", "is not a JSON object")
+    return options
+
+
+def _diagnosed(row: Sequence[Any], exc: BaseException) -> StoreError:
+    """Which column made ``Tracker(...)`` refuse the row (the slow path, for the error only)."""
+    if _row_name(row).startswith("#"):
+        return _malformed(row, "tenant or id", "is not a valid id")
+    if not isinstance(row[2], str) or not row[2]:
+        return _malformed(row, "type", "is not a tracker type name")
+    for index, column in ((3, "base_url"), (4, "api_url")):
+        if row[index] is None and column == "api_url":
+            continue
+        try:
+            normalize_url(row[index])
+        except (TokenProvidersError, TypeError, ValueError):
+            return _malformed(row, column, "is not a valid http(s) URL")
+    if row[7] == 0 and row[8]:
+        return _malformed(row, "verify_tls", "is off while a ca_bundle is set (they contradict each other)")
+    return _malformed(row, "settings", f"do not make a valid tracker ({type(exc).__name__})")
 
 
 class SealedBotSecret(Secret):
@@ -94,6 +148,7 @@ class SQLiteDirectory:
 
     def __init__(self, core: SQLiteCore) -> None:
         self._core = core
+        self._reported: set[str] = set()  # malformed rows already logged
 
     def __repr__(self) -> str:
         return f"SQLiteDirectory({self._core.path!r})"
@@ -103,31 +158,76 @@ class SQLiteDirectory:
         return frozenset([row[0] for row in self._core.read("SELECT tenant FROM members WHERE user = ?", (user,))])
 
     def trackers_of(self, tenant: str) -> tuple[Tracker, ...]:
+        """The tenant's trackers; a malformed row is skipped with a logged error (see
+        :meth:`broken_trackers`), so it fails alone instead of taking its tenant down."""
         rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))  # noqa: S608 - constant SQL, values bound
-        return tuple(self._tracker(row) for row in rows)
+        return tuple(self._listed(rows))
+
+    def _listed(self, rows: Iterable[Sequence[Any]]) -> list[Tracker]:
+        trackers: list[Tracker] = []
+        for row in rows:
+            try:
+                trackers.append(self._tracker(row))
+            except StoreError as exc:
+                # Once per problem and process: a host lists trackers on every request.
+                if exc.message not in self._reported:
+                    self._reported.add(exc.message)
+                    logger.error("skipped a tracker: %s", exc.message)
+        return trackers
 
     def _tracker(self, row: Sequence[Any], *, open_now: bool = False) -> Tracker:
         tenant, tracker_id = row[0], row[1]
+        options = _options(row)
+        if type(row[7]) is not int or row[7] not in (0, 1):
+            raise _malformed(row, "verify_tls", "is not 0 or 1")
+        if row[10] is not None and not isinstance(row[10], bytes):
+            raise _malformed(row, "bot_secret", "is not a sealed blob")
+        if row[9] is not None and not isinstance(row[9], str):
+            raise _malformed(row, "bot_username", "is not text")
+        if not isinstance(row[5], str):
+            raise _malformed(row, "name", "is not text")
+        if row[8] is not None and not isinstance(row[8], str):
+            raise _malformed(row, "ca_bundle", "is not a path")
         credentials = None
-        if row[10] is not None:
-            secret: Secret
-            if open_now:
-                secret = _open_bot_secret(self._core.keyring, row[10], tenant, tracker_id)
-            else:
-                secret = SealedBotSecret(self._core.keyring, row[10], tenant, tracker_id)
-            credentials = Credentials(secret, row[9])
-        return Tracker(
-            tenant=tenant,
-            id=tracker_id,
-            type=row[2],
-            base_url=row[3],
-            api_url=row[4],
-            name=row[5],
-            bot_credentials=credentials,
-            options=json.loads(row[6]),
-            verify_tls=bool(row[7]),
-            ca_bundle=row[8],
-        )
+        if row[10] is not None and not open_now:
+            credentials = Credentials(SealedBotSecret(self._core.keyring, row[10], tenant, tracker_id), row[9])
+        try:
+            tracker = Tracker(
+                tenant=tenant,
+                id=tracker_id,
+                type=row[2],
+                base_url=row[3],
+                api_url=row[4],
+                name=row[5],
+                bot_credentials=credentials,
+                options=options,
+                verify_tls=bool(row[7]),
+                ca_bundle=row[8],
+            )
+        except (TokenProvidersError, TypeError, ValueError) as exc:
+            raise _diagnosed(row, exc) from None
+        if row[10] is not None and open_now:
+            # Opened only once the row is known to be well-formed.
+            opened = Credentials(_open_bot_secret(self._core.keyring, row[10], tenant, tracker_id), row[9])
+            tracker = dataclasses.replace(tracker, bot_credentials=opened)
+        return tracker
+
+    def broken_trackers(self, tenant: str | None = None) -> dict[tuple[str, str], StoreError]:
+        """The trackers rows (of ``tenant``, or of every tenant) that are malformed, by
+        ``(tenant, id)``, each with the :class:`StoreError` that says what is wrong.
+        ``trackers_of`` and ``list_trackers`` skip them; :func:`~tokenproviders.find_tracker`
+        raises their error instead of saying the tracker does not exist."""
+        if tenant is None:
+            rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers ORDER BY tenant, id")  # noqa: S608 - constant SQL
+        else:
+            rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? ORDER BY id", (tenant,))  # noqa: S608 - constant SQL, values bound
+        broken: dict[tuple[str, str], StoreError] = {}
+        for row in rows:
+            try:
+                self._tracker(row)
+            except StoreError as exc:
+                broken[(str(row[0]), str(row[1]))] = exc
+        return broken
 
     # -- tenants -------------------------------------------------------------------------
     def add_tenant(self, tenant: str, name: str = "") -> bool:
@@ -326,8 +426,9 @@ class SQLiteDirectory:
         return self._tracker(row, open_now=True)
 
     def list_trackers(self, tenant: str | None = None) -> list[Tracker]:
-        """Trackers of ``tenant`` (every tenant's if ``None``), ordered by tenant and id."""
+        """Trackers of ``tenant`` (every tenant's if ``None``), ordered by tenant and id;
+        malformed rows are skipped with a logged error, as by :meth:`trackers_of`."""
         if tenant is not None:
             return list(self.trackers_of(tenant))
         rows = self._core.read(f"SELECT {_TRACKER_COLUMNS} FROM trackers ORDER BY tenant, id")  # noqa: S608 - constant SQL, values bound
-        return [self._tracker(row) for row in rows]
+        return self._listed(rows)
