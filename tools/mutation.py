@@ -418,6 +418,9 @@ class _MutatedSource(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(self.source, str(self.path), "exec"), module.__dict__)  # noqa: S102
 
 
+COLLECTING = "<collection>"
+
+
 class _Coverage:
     """A pytest plugin recording which tests run which lines of one file."""
 
@@ -439,10 +442,11 @@ class _Coverage:
         return self._line
 
     def _line(self, frame: FrameType, event: str, arg: object) -> Any:
-        if self.current is not None:
-            tests = self.lines.setdefault(frame.f_lineno, [])
-            if not tests or tests[-1] != self.current:
-                tests.append(self.current)
+        # Lines run while the test modules are imported count for every test (COLLECTING).
+        current = self.current if self.current is not None else COLLECTING
+        tests = self.lines.setdefault(frame.f_lineno, [])
+        if not tests or tests[-1] != current:
+            tests.append(current)
         return self._line
 
     def start(self) -> None:
@@ -559,10 +563,11 @@ def run(target: Target, jobs: int, only_lines: set[int] | None = None, verbose: 
     result = Result(target)
 
     def tests_of(mutant: Mutant) -> list[str]:
-        """The tests that run the mutated lines, in suite order; all of them for import-time code."""
-        if mutant.import_time:
-            return tests
+        """The tests that run the mutated lines, in suite order; all of them for code that runs
+        at import or while the tests are collected."""
         nodes = {node for line in mutant.lines for node in by_line.get(line, ())}
+        if mutant.import_time or COLLECTING in nodes:
+            return tests
         return sorted(nodes, key=order.__getitem__)
 
     running: list[tuple[int, int, Mutant]] = []

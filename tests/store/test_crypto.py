@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import inspect
 import json
 import os
@@ -25,6 +26,7 @@ from tokenproviders.crypto import (
     KeyMaterial,
     KeyRing,
     blob_key_id,
+    encode_token_aad,
     main,
 )
 from tokenproviders.errors import (
@@ -228,6 +230,60 @@ def test_known_answer_blobs_still_open() -> None:
         assert keys.open(blob, aad) == case["plaintext"]
 
 
+def test_known_answer_blobs_open_with_the_associated_data_the_stores_build() -> None:
+    document = json.loads((FIXTURES / "known_answer_v1.json").read_text(encoding="utf-8"))
+    keys = KeyRing({document["key_id"]: base64.b64decode(document["key_b64"])}, document["key_id"])
+    for case in document["cases"]:
+        blob = bytes.fromhex(case["blob_hex"])
+        if case["kind"] == "token":
+            owner, scope, url, field = case["parts"]
+            aad = AssociatedData.for_token(owner=owner, scope=scope, url=url, field=field)
+            assert keys.open(blob, encode_token_aad(owner, scope, url, field)) == case["plaintext"]
+            assert keys.open(blob, encode_token_aad(owner, scope, url, field)) == case["plaintext"]  # remembered
+        else:
+            tenant, tracker, field = case["parts"]
+            aad = AssociatedData.for_bot(tenant=tenant, tracker=tracker, field=field)
+        assert keys.open(blob, aad) == case["plaintext"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("alice", "acme", "https://jira.example.com", "api_password"),
+        ("b\u00f6b", "*", "", "f"),
+        ("\ud800", "", "x", ""),
+    ],
+    ids=["ascii", "unicode", "lone-surrogate"],
+)
+def test_encode_token_aad_is_the_token_associated_data(parts: tuple[str, str, str, str]) -> None:
+    owner, scope, url, field = parts
+    expected = AssociatedData.for_token(owner=owner, scope=scope, url=url, field=field).encode()
+    assert encode_token_aad(owner, scope, url, field) == expected
+    assert encode_token_aad(owner, scope, url, field) == expected
+    keys = ring(("k1", KEY_A))
+    blob = keys.seal("s", AssociatedData.for_token(owner=owner, scope=scope, url=url, field=field))
+    assert keys.open(blob, encode_token_aad(owner, scope, url, field)) == "s"
+
+
+def test_associated_data_parts_are_bounded_at_65535_bytes() -> None:
+    longest, too_long = "u" * 0xFFFF, "u" * 0x10000
+    assert AssociatedData("token", (longest,)).encode().endswith(b"\xff\xff" + longest.encode())
+    token = AssociatedData.for_token(owner=longest, scope="acme", url="https://x.test", field="f")
+    assert encode_token_aad(longest, "acme", "https://x.test", "f") == token.encode()
+    for build in (
+        lambda: AssociatedData("token", ("alice", too_long)).encode(),
+        lambda: encode_token_aad(too_long, "acme", "https://x.test", "f"),
+        lambda: encode_token_aad("alice", "acme", too_long, "f"),
+    ):
+        with pytest.raises(ConfigurationError, match="longer than 65535 bytes"):
+            build()
+
+
+def test_associated_data_cannot_be_changed() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        AAD.kind = "bot"  # type: ignore[misc]
+
+
 #: HMAC-SHA256(KEY_A, b"tokenproviders key check v1")[:16], computed once outside the library.
 #: Stores keep these values: a changed derivation would refuse every existing database's keys.
 KEY_A_CHECK_VALUE = "ef891a3c5a63a5c37aec57a85e45d8b1"
@@ -277,8 +333,9 @@ def test_a_blob_without_a_header_is_truncated(blob: bytes) -> None:
         bytes([1, 65]) + b"k" * 65 + PAYLOAD,
         bytes([1, 200]) + b"k" * 200 + PAYLOAD,
         bytes([1, 3]) + b"k1",
+        bytes([1, 2]),
     ],
-    ids=["no-id", "id-of-65", "id-of-200", "id-past-the-end"],
+    ids=["no-id", "id-of-65", "id-of-200", "id-past-the-end", "header-only"],
 )
 def test_a_bad_key_id_length_is_a_malformed_header(blob: bytes) -> None:
     for parse in (blob_key_id, lambda b: ring(("k1", KEY_A)).open(b, AAD)):
