@@ -11,6 +11,7 @@ error message that names the credentials' source and what to do, never the libra
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sys
@@ -21,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from ._printable import printable
 from .errors import InvalidCredentialsError, PluginError
 from .model import ClientSettings, Credentials, Field, Identity, IssueDraft, ReportedIssue, Tracker
-from .urls import origin_of
+from .urls import normalize_url, origin_of
 
 __all__ = [
     "TrackerType",
@@ -30,6 +31,7 @@ __all__ = [
     "classify_http_status",
     "no_duplicate_retry",
     "tls_verify",
+    "isolate_session",
     "classify_requests_error",
 ]
 
@@ -254,10 +256,33 @@ class TrackerType(ABC):
 
 def tls_verify(tracker: Tracker) -> bool | str:
     """The ``verify`` argument for ``requests``: ``False`` when the tracker turns TLS
-    verification off, else its CA bundle, else ``True``."""
+    verification off, else its CA bundle, else the host's (``REQUESTS_CA_BUNDLE`` or
+    ``CURL_CA_BUNDLE``, as ``requests`` reads them), else ``True``.
+
+    The tracker's own settings win over the environment; a session made by
+    :func:`isolate_session` reads nothing else from it."""
     if not tracker.verify_tls:
         return False
-    return tracker.ca_bundle or True
+    return tracker.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def isolate_session(session: Any, url: str) -> Any:
+    """Make ``session``, the ``requests.Session`` a client talks to ``url`` (its API root)
+    with, send no credentials but the ones the plugin gives it; return it.
+
+    A session that trusts the environment (``requests``' default) adds the HTTP Basic
+    credentials of the host's ``~/.netrc`` (or of the file ``NETRC`` names, where a
+    ``default`` entry matches every host) to each request made without ``auth=``, and again
+    after a redirect. This turns ``trust_env`` off and keeps, on purpose, the host's proxies
+    for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``, read now);
+    the host's CA bundle comes with :func:`tls_verify`. Call it on every session a client uses,
+    before its first request. ``requests`` is imported here, when a client is built.
+    """
+    from requests.utils import get_environ_proxies
+
+    session.trust_env = False  # no ~/.netrc, here or after a redirect
+    session.proxies.update(get_environ_proxies(normalize_url(url)))
+    return session
 
 
 def no_duplicate_retry(retries: int) -> Any:

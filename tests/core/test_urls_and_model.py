@@ -224,9 +224,12 @@ def test_tracker_checks(kwargs: dict[str, str]) -> None:
     assert_actionable(excinfo.value)
 
 
-def test_tracker_refuses_verify_tls_off_with_a_ca_bundle() -> None:
+def test_tracker_refuses_verify_tls_off_with_a_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     # Client libraries read the pair differently (no verification, or verification against
     # the bundle): the tracker does not let the plugin decide which.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # the host's bundle: see test_isolated_sessions
+        monkeypatch.delenv(name, raising=False)
+
     def tracker(verify_tls: bool, ca_bundle: str | None) -> Tracker:
         return Tracker("acme", "repo", "memory", "https://x.test", verify_tls=verify_tls, ca_bundle=ca_bundle)
 

@@ -241,13 +241,18 @@ def test_missing_project_is_a_clear_configuration_error(
 # --------------------------------------------------------------------------- the client itself
 
 
-def test_client_has_bounded_timeout_retries_and_tls(make_world: Callable[..., Any], tmp_path: Path) -> None:
+def test_client_has_bounded_timeout_retries_and_tls(
+    make_world: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
     bundle = tmp_path / "ca.pem"
     bundle.write_text("unused: no TLS in this test")
     for kwargs, expected in (({}, True), ({"verify_tls": False}, False), ({"ca_bundle": str(bundle)}, str(bundle))):
         w = make_world("https://dev.azure.com/contoso/WebShop", timeout=7, retries=2, **kwargs)
         client = w.resolver.client("carol", w.tracker)
         assert (client.timeout, client.session.verify) == (7, expected)
+        assert client.session.trust_env is False  # no ~/.netrc credentials
         retry = client.session.get_adapter("https://dev.azure.com").max_retries
         assert (retry.total, retry.backoff_factor, retry.respect_retry_after_header) == (2, 0, False)
         assert "POST" not in retry.allowed_methods

@@ -139,7 +139,10 @@ def test_bugzillarc_and_token_files_are_never_used(
     (home / ".config" / "python-bugzilla" / "bugzillarc").write_text(rc)
     token_file = home / ".cache" / "python-bugzilla" / "bugzillatoken"
     token_file.write_text(f"[{bugzilla_fake.url}/rest]\ntoken = mallory-login-token\n")
+    (home / ".netrc").write_text("default login mallory@example.com password mallory-netrc-password\n")
+    (home / ".netrc").chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("NETRC", raising=False)
     before = sorted(p.relative_to(home) for p in home.rglob("*"))
 
     # The control: python-bugzilla's defaults would pick mallory's credentials up from that HOME.
@@ -157,6 +160,7 @@ def test_bugzillarc_and_token_files_are_never_used(
     for request in bugzilla_fake.requests:
         assert request.identity in (None, "bot@example.com")
         assert "mallory" not in repr(request)
+        assert request.header("Authorization") is None  # not ~/.netrc's Basic credentials either
         assert not ({"Bugzilla_login", "Bugzilla_password", "Bugzilla_token"} & set(request.query))
     client = w.resolver.client("carol", w.tracker)
     assert (client.api_key, client.user, client.configpath, client.tokenfile) == (keys["bot"], "", [], None)
@@ -266,8 +270,10 @@ def test_rest_url_and_service_url(make_world: Callable[..., Any], bugzilla_fake:
 
 
 def test_client_has_its_own_timeout_retries_and_tls(
-    make_world: Callable[..., Any], bugzilla_fake: FakeBugzilla, tmp_path: Path
+    make_world: Callable[..., Any], bugzilla_fake: FakeBugzilla, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
     bundle = tmp_path / "ca.pem"
     bundle.write_text("unused: the fake speaks plain HTTP")
     for kwargs, expected in (({}, True), ({"verify_tls": False}, False), ({"ca_bundle": str(bundle)}, str(bundle))):
@@ -275,6 +281,7 @@ def test_client_has_its_own_timeout_retries_and_tls(
         session = w.resolver.client("carol", w.tracker).get_requests_session()
         assert session.timeout == 7
         assert session.verify == expected
+        assert session.trust_env is False  # no ~/.netrc credentials, not even on GET /rest/version
         retry = session.get_adapter(bugzilla_fake.url).max_retries
         assert (retry.total, retry.backoff_factor, retry.respect_retry_after_header) == (2, 0, False)
         assert "POST" not in retry.allowed_methods and "PUT" not in retry.allowed_methods

@@ -430,7 +430,11 @@ def test_422_quotes_githubs_validation_errors(fast_world: Any, timed: Timed) -> 
     ("verify_tls", "ca_bundle", "expected"),
     [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, None, False)],
 )
-def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+def test_build_client_applies_settings_and_tls(
+    verify_tls: bool, ca_bundle: str | None, expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
     tracker = Tracker(
         tenant="t",
         id="x",

@@ -397,7 +397,11 @@ def test_400_quotes_gitlabs_message(fast_world: Any, timed: Timed) -> None:
     ("verify_tls", "ca_bundle", "expected"),
     [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, None, False)],
 )
-def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+def test_build_client_applies_settings_and_tls(
+    verify_tls: bool, ca_bundle: str | None, expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
     tracker = Tracker(
         tenant="t",
         id="x",
@@ -413,6 +417,7 @@ def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str 
         ClientSettings(timeout=2.5, retries=3, user_agent="ua/1"),
     )
     assert client.ssl_verify == expected
+    assert client.session.trust_env is False  # no ~/.netrc credentials
     assert client.timeout == 2.5
     assert client.headers["User-Agent"] == "ua/1"
     assert client.url == "https://example.com/gitlab"

@@ -384,8 +384,13 @@ def test_a_service_wide_token_is_not_matched_by_prefix(world: Any) -> None:
     ("verify_tls", "ca_bundle", "expected"),
     [(True, None, True), (True, "/etc/ssl/private-ca.pem", "/etc/ssl/private-ca.pem"), (False, None, False)],
 )
-def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str | None, expected: object) -> None:
+def test_build_client_applies_settings_and_tls(
+    verify_tls: bool, ca_bundle: str | None, expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tokenproviders import Tracker
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
 
     tracker = Tracker(
         tenant="t",
@@ -401,6 +406,7 @@ def test_build_client_applies_settings_and_tls(verify_tls: bool, ca_bundle: str 
     )
     session = client._session
     assert session.verify == expected
+    assert session.trust_env is False  # no ~/.netrc credentials
     assert session.timeout == 2.5
     assert session.max_retries == 0  # jira's own sleeping retry loop is off
     assert session.headers["User-Agent"] == "ua/1"

@@ -211,7 +211,11 @@ def test_validation_error_is_a_request_error(make_world: Callable[..., Any], red
 # --------------------------------------------------------------------------- the client itself
 
 
-def test_client_has_bounded_timeout_retries_and_tls_settings(make_world: Callable[..., Any], tmp_path: Any) -> None:
+def test_client_has_bounded_timeout_retries_and_tls_settings(
+    make_world: Callable[..., Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # tls_verify would give the host's bundle
+        monkeypatch.delenv(name, raising=False)
     bundle = tmp_path / "ca.pem"
     bundle.write_text("not used: no TLS in this test")
     for kwargs, expected in (({}, True), ({"verify_tls": False}, False), ({"ca_bundle": str(bundle)}, str(bundle))):
@@ -220,6 +224,7 @@ def test_client_has_bounded_timeout_retries_and_tls_settings(make_world: Callabl
         engine = client.engine
         assert engine.timeout == 7
         assert engine.session.verify == expected
+        assert engine.session.trust_env is False  # no ~/.netrc credentials with an API key
         retry = engine.session.get_adapter("https://redmine.example.com").max_retries
         assert (retry.total, retry.backoff_factor, retry.respect_retry_after_header) == (2, 0, False)
         assert "POST" not in retry.allowed_methods and "PUT" not in retry.allowed_methods

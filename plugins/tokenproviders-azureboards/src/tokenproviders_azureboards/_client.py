@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tokenproviders import ClientSettings, Credentials, Identity, TrackerFailure, classify_http_status
+from tokenproviders.trackertype import isolate_session
 
 from . import API_VERSION, COMMENTS_API_VERSION, NOT_AZURE_DETAIL, REDIRECT_DETAIL, AzureBoardsError
 
@@ -92,7 +93,7 @@ class AzureBoardsClient:
     def __init__(self, organization_url: str, credentials: Credentials, settings: ClientSettings, verify: bool | str):
         self.organization_url = organization_url.rstrip("/")
         self.timeout = settings.timeout
-        self.session = requests.Session()
+        self.session = isolate_session(requests.Session(), self.organization_url)  # no ~/.netrc
         # Azure DevOps ignores the user name of a PAT's Basic credentials; send none.
         self.session.auth = ("", credentials.api_password.reveal())
         self.session.verify = verify

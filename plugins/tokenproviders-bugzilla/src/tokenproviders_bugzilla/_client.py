@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tokenproviders import ClientSettings, Credentials, Identity
+from tokenproviders.trackertype import isolate_session
 
 from . import BugzillaAnswerError, BugzillaRedirectError, failure_from_answer, not_bugzilla
 
@@ -121,6 +122,8 @@ def bounded_retry(retries: int) -> Retry:
 class BoundedSession(requests.Session):
     """The ``requests.Session`` one Bugzilla client uses.
 
+    * no credentials from the host's environment (``~/.netrc``): see
+      :func:`~tokenproviders.trackertype.isolate_session`;
     * every request gets this client's ``timeout`` (python-bugzilla's own, from the environment
       or 300 s, is replaced), and follows no redirect: a 3xx raises :class:`BugzillaRedirectError`;
     * ``connecting`` (while python-bugzilla asks ``GET /rest/version``, which Bugzilla serves
@@ -130,8 +133,11 @@ class BoundedSession(requests.Session):
       exception message.
     """
 
-    def __init__(self, timeout: float, retries: int, verify: bool | str) -> None:
+    def __init__(self, rest_url: str, timeout: float, retries: int, verify: bool | str) -> None:
         super().__init__()
+        # python-bugzilla passes no auth=, so requests would add ~/.netrc's credentials, even
+        # to GET /rest/version.
+        isolate_session(self, rest_url)
         self.timeout = timeout
         self.verify = verify
         self.connecting = True
@@ -165,7 +171,7 @@ def build_bugzilla(rest_url: str, credentials: Credentials, settings: ClientSett
     """A ``bugzilla.Bugzilla`` on ``rest_url`` with exactly ``credentials``: no ``~/.bugzillarc``,
     no token file. Costs one request (``GET /rest/version``, without the key)."""
     install_log_redaction()  # on 5.0 the key is in every URL urllib3 logs
-    session = BoundedSession(settings.timeout, settings.retries, verify)
+    session = BoundedSession(rest_url, settings.timeout, settings.retries, verify)
     try:
         client = bugzilla.Bugzilla(
             rest_url,

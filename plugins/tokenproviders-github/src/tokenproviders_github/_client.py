@@ -1,4 +1,5 @@
-"""PyGithub's HTTP connections, refusing every redirect.
+"""PyGithub's HTTP connections, refusing every redirect and every credential from the host's
+environment (``~/.netrc``, see :func:`~tokenproviders.trackertype.isolate_session`).
 
 Imported by :meth:`~tokenproviders_github.GitHubTrackerType.build_client` only: importing this
 module imports PyGithub.
@@ -17,13 +18,22 @@ from typing import Any
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 
 from tokenproviders import PluginError
+from tokenproviders.trackertype import isolate_session
 
 from . import redirect_error
 
 __all__ = ["refuse_redirects"]
 
 
+def _origin(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 class _HTTPSConnection(HTTPSRequestsConnectionClass):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        isolate_session(self.session, _origin("https", self.host, self.port))
+
     def getresponse(self) -> Any:
         response = super().getresponse()
         if 300 <= response.status < 400:
@@ -33,6 +43,10 @@ class _HTTPSConnection(HTTPSRequestsConnectionClass):
 
 
 class _HTTPConnection(HTTPRequestsConnectionClass):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        isolate_session(self.session, _origin("http", self.host, self.port))
+
     def getresponse(self) -> Any:
         response = super().getresponse()
         if 300 <= response.status < 400:

@@ -46,7 +46,7 @@ from tokenproviders import (
     normalize_url,
     origin_of,
 )
-from tokenproviders.trackertype import classify_requests_error, no_duplicate_retry, tls_verify
+from tokenproviders.trackertype import classify_requests_error, isolate_session, no_duplicate_retry, tls_verify
 
 __all__ = [
     "GitLabAnswerError",
@@ -124,7 +124,8 @@ class GitLabTrackerType(TrackerType):
 
         from ._client import BoundedGitlab  # imports python-gitlab
 
-        session = requests.Session()
+        instance = instance_url(tracker)
+        session = isolate_session(requests.Session(), instance)  # no ~/.netrc credentials
         adapter = HTTPAdapter(max_retries=no_duplicate_retry(settings.retries))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -134,7 +135,7 @@ class GitLabTrackerType(TrackerType):
         # to the new address.
         session.max_redirects = 0
         return BoundedGitlab(
-            instance_url(tracker),
+            instance,
             private_token=credentials.api_password.reveal(),
             ssl_verify=tls_verify(tracker),
             timeout=settings.timeout,

@@ -49,7 +49,7 @@ from tokenproviders import (
     hookimpl,
     normalize_url,
 )
-from tokenproviders.trackertype import classify_requests_error, no_duplicate_retry, tls_verify
+from tokenproviders.trackertype import classify_requests_error, isolate_session, no_duplicate_retry, tls_verify
 
 __all__ = ["JiraAnswerError", "JiraTrackerType", "tokenproviders_register_tracker_types"]
 
@@ -137,8 +137,9 @@ class JiraTrackerType(TrackerType):
         import jira
         from requests.adapters import HTTPAdapter
 
+        server = _api_server(tracker)
         options: dict[str, Any] = {
-            "server": _api_server(tracker),
+            "server": server,
             "verify": tls_verify(tracker),
             "headers": {"User-Agent": settings.user_agent},
         }
@@ -154,6 +155,7 @@ class JiraTrackerType(TrackerType):
             timeout=settings.timeout,
             **auth,
         )
+        isolate_session(client._session, server)  # no ~/.netrc credentials
         adapter = HTTPAdapter(max_retries=no_duplicate_retry(settings.retries))
         client._session.mount("https://", adapter)
         client._session.mount("http://", adapter)

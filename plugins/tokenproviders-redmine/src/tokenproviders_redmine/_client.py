@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tokenproviders import ClientSettings, Credentials
+from tokenproviders.trackertype import isolate_session
 
 __all__ = ["BoundedEngine", "build_redmine", "bounded_retry"]
 
@@ -48,16 +49,20 @@ def bounded_retry(retries: int) -> Retry:
 
 
 class BoundedEngine(SyncEngine):  # type: ignore[misc]  # python-redmine ships no type hints
-    """python-redmine's blocking engine with a per-request timeout, bounded retries, no redirects.
+    """python-redmine's blocking engine with a per-request timeout, bounded retries, no redirects,
+    and a session that sends no credentials from the host's environment (``~/.netrc``).
 
-    ``Redmine(url, engine=BoundedEngine, timeout=..., retries=...)``: python-redmine hands every
-    keyword it does not know to the engine, so both arrive here.
+    ``Redmine(url, engine=BoundedEngine, timeout=..., retries=..., api_root=url)``: python-redmine
+    hands every keyword it does not know to the engine, so they arrive here.
     """
 
     def __init__(self, **options: Any) -> None:
         self.timeout: float = float(options.pop("timeout"))
         retries = int(options.pop("retries"))
+        api_root = str(options.pop("api_root"))
         super().__init__(**options)
+        # With an API key python-redmine passes no auth=, so requests would add ~/.netrc's.
+        isolate_session(self.session, api_root)
         adapter = HTTPAdapter(max_retries=bounded_retry(retries))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -90,5 +95,6 @@ def build_redmine(instance: str, credentials: Credentials, settings: ClientSetti
         requests=session_options,
         timeout=settings.timeout,
         retries=settings.retries,
+        api_root=instance,
         **auth,
     )
