@@ -197,6 +197,25 @@ CASES = {
         passes=frozenset({"test_whoami_names_whose_credentials_were_used[token-alice]"}),
         message="succeeded against a server that answers {} to every request",
     ),
+    "the host's ~/.netrc credentials sent": Case(
+        plugin="broken_trusts_netrc",
+        keyword="only_the_resolved or whoami_names",
+        fails=frozenset(
+            {
+                "test_only_the_resolved_credentials_are_sent[token-alice]",
+                "test_only_the_resolved_credentials_are_sent[token-bob]",
+            }
+        ),
+        passes=frozenset({"test_whoami_names_whose_credentials_were_used[token-alice]"}),
+        message="(during whoami) carried the credentials of the host's ~/.netrc",
+    ),
+    "client built from the raw base_url": Case(
+        plugin="broken_raw_base_url",
+        keyword="non_normalized or whoami_names",
+        fails=frozenset({"test_a_non_normalized_url_reaches_the_normalized_host"}),
+        passes=frozenset({"test_whoami_names_whose_credentials_were_used[token-alice]"}),
+        message="Build the client from tracker.url or normalize_url(tracker.api_url)",
+    ),
 }
 
 

@@ -27,6 +27,12 @@ pytest then runs every ``test_*`` method below against that plugin. What they ch
   parameter recorded by the fake) on every request;
 * with every credential kind, whoami, a bug report and a comment are attributed to the token's
   owner when alice has a personal token, and to the bot when bob has none;
+* only those credentials are sent: with a ``default`` entry in the host's ``~/.netrc`` (a
+  temporary ``HOME`` and ``NETRC``), no request carries its login or password, nor an
+  ``Authorization`` header a credential kind does not use;
+* a ``base_url`` and ``api_url`` spelled another way (upper case, a trailing dot on the host, a
+  ``.`` segment, an escaped letter, a trailing slash; the fake is reached as ``localhost``)
+  send every request to the normalized host, and the reported issue's URL is the normalized one;
 * 401 and 403 become :class:`~tokenproviders.CredentialsRejectedError` (401 with every
   credential kind); refused connections, timeouts and 5xx become
   :class:`~tokenproviders.TrackerUnavailableError`, on a fresh client and on a cached one that
@@ -65,6 +71,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import pytest
@@ -83,6 +90,7 @@ from ..plugins import ENTRY_POINT_GROUP, Plugins
 from ..resolver import Resolver
 from ..stores import MemoryTokenStore
 from ..trackertype import TrackerType
+from ..urls import normalize_url
 from .fakes import FakeIssue, FakeTracker, RecordedRequest
 from .fakes._server import AuthResult, Response, json_response
 from .world import register_on_fake
@@ -95,8 +103,10 @@ __all__ = [
     "BasicAuth",
     "QueryParam",
     "ContractScenario",
+    "HostNetrc",
     "OtherJSONServer",
     "load_plugin",
+    "other_spelling",
     "printed_with_locals",
     "secret_forms",
 ]
@@ -233,6 +243,67 @@ def load_plugin(reference: str) -> object:
     for part in filter(None, attribute.split(".")):
         target = getattr(target, part)
     return target
+
+
+def _may_use_authorization(sends: AuthExpectation) -> bool:
+    """Whether credentials sent as ``sends`` travel in the ``Authorization`` header (an
+    expectation the contract does not know may)."""
+    if isinstance(sends, BasicAuth):
+        return True
+    if isinstance(sends, Header):
+        return sends.name.lower() == "authorization"
+    return not isinstance(sends, QueryParam)
+
+
+@dataclass(frozen=True)
+class HostNetrc:
+    """The ``~/.netrc`` a contract test gives the host: one ``default`` entry (it matches every
+    host) with a random login and password."""
+
+    path: Path
+    login: str
+    password: str = field(repr=False)
+
+    def forms(self) -> list[str]:
+        """The login, the password and their Basic encoding: any of them in a request is a leak."""
+        pair = f"{self.login}:{self.password}".encode()
+        return [self.login, self.password, base64.b64encode(pair).decode()]
+
+
+def other_spelling(url: str) -> str:
+    """``url`` as a person may type it: upper-case scheme and host, a trailing dot on the host
+    name, a ``.`` path segment, an escaped letter and a trailing slash. Each change is kept only
+    if :func:`~tokenproviders.normalize_url` maps the result back to the same URL."""
+    target = normalize_url(url)
+    spelled = url
+
+    def respell(scheme: str | None = None, host: str | None = None, path: str | None = None) -> None:
+        nonlocal spelled
+        parts = urllib.parse.urlsplit(spelled)  # (its scheme and hostname are lower-cased)
+        netloc = parts.netloc
+        if host is not None:
+            netloc = host if parts.port is None else f"{host}:{parts.port}"
+        scheme = spelled.partition(":")[0] if scheme is None else scheme
+        path = parts.path if path is None else path
+        candidate = f"{scheme}://{netloc}{path}"
+        try:
+            same = normalize_url(candidate) == target
+        except TokenProvidersError:
+            same = False
+        if same:
+            spelled = candidate
+
+    parts = urllib.parse.urlsplit(url)
+    respell(scheme=parts.scheme.upper())
+    hostname = parts.hostname or ""
+    if ":" not in hostname:
+        respell(host=f"{hostname.upper()}.")
+    respell(path=f"/.{parts.path.rstrip('/')}/")
+    path = urllib.parse.urlsplit(spelled).path
+    letter = re.search(r"[A-Za-z]", path)
+    if letter is not None:
+        respell(path=f"{path[: letter.start()]}%{ord(letter[0]):02X}{path[letter.end() :]}")
+    return spelled
 
 
 # -- one test's world --------------------------------------------------------------------------
@@ -486,10 +557,20 @@ class TrackerTypeContract:
         return caplog
 
     def make_scenario(
-        self, fake: FakeTracker, plugins: Plugins, kind: CredentialKind, *, register: bool = True
+        self,
+        fake: FakeTracker,
+        plugins: Plugins,
+        kind: CredentialKind,
+        *,
+        register: bool = True,
+        spell: Callable[[str], str] | None = None,
     ) -> ContractScenario:
         """alice with a personal token of ``kind``, the bot with the same kind of credentials;
-        both are registered with ``fake`` unless ``register`` is false."""
+        both are registered with ``fake`` unless ``register`` is false. ``spell`` rewrites the
+        tracker's ``base_url`` and ``api_url`` (another spelling of the same URLs)."""
+        base_url, api_url = self.base_url(fake), self.api_url(fake)
+        if spell is not None:
+            base_url, api_url = spell(base_url), None if api_url is None else spell(api_url)
         alice_secret = _random_token()
         bot_secret = _random_token()
         alice = kind.credentials(ALICE, alice_secret)
@@ -501,8 +582,8 @@ class TrackerTypeContract:
             tenant=TENANT,
             id=self.type_name,
             type=self.type_name,
-            base_url=self.base_url(fake),
-            api_url=self.api_url(fake),
+            base_url=base_url,
+            api_url=api_url,
             options=self.options,
             bot_credentials=bot,
         )
@@ -774,6 +855,124 @@ class TrackerTypeContract:
             f" {[(c.author, c.text) for c in issue.comments]}"
         )
         assert issue.comments[0].text.startswith(f"Contract comment by {user}"), "the comment's text was changed"
+
+    # -- only the resolved credentials, only to the normalized host ---------------------------
+    @pytest.fixture
+    def host_netrc(self, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> HostNetrc:
+        """A home directory whose ``~/.netrc`` (also named by ``NETRC``) has a ``default`` entry,
+        as a host's service account may have for some other tool."""
+        home = tmp_path_factory.mktemp("home")
+        netrc = HostNetrc(home / ".netrc", f"tpnetrcuser{secrets.token_hex(6)}", f"tpnetrcpass{secrets.token_hex(10)}")
+        netrc.path.write_text(f"default login {netrc.login} password {netrc.password}\n")
+        netrc.path.chmod(0o600)
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("NETRC", str(netrc.path))
+        return netrc
+
+    @pytest.mark.parametrize("user", [ALICE, BOB])
+    def test_only_the_resolved_credentials_are_sent(
+        self, kind_scenario: ContractScenario, user: str, host_netrc: HostNetrc
+    ) -> None:
+        """The host's ``~/.netrc`` adds nothing to any request, the unauthenticated ones
+        included: ``requests`` sends its credentials (a ``default`` entry matches every host)
+        with every request made without ``auth=`` by a session that trusts the environment."""
+        scenario = kind_scenario
+        credentials, login = scenario.credentials_of(user), scenario.login_of(user)
+        for operation in OPERATIONS:
+            issue_id = self.bot_issue(scenario).id if operation == "comment" else None
+            scenario.fake.clear()
+            try:
+                self.run(scenario, operation, user, issue_id)
+            except TokenProvidersError as error:
+                self.assert_only_the_resolved_credentials(scenario, host_netrc, operation)
+                raise AssertionError(
+                    f"with a ~/.netrc holding a default entry, {operation} as {user} raised"
+                    f" {type(error).__name__}: {error}"
+                ) from None
+            self.assert_only_the_resolved_credentials(scenario, host_netrc, operation)
+            self.assert_every_request_authenticated(scenario, scenario.kind, credentials, login)
+
+    def assert_only_the_resolved_credentials(
+        self, scenario: ContractScenario, netrc: HostNetrc, operation: str
+    ) -> None:
+        """No request the fake recorded carries the host's netrc credentials, nor an
+        ``Authorization`` header the credential kind does not use (or more than one)."""
+        kind = scenario.kind
+        recorded = list(scenario.fake.requests)
+        assert recorded, f"{operation} sent no request to the fake tracker"
+        for request in recorded:
+            where = f"{request.method} {request.path} (during {operation})"
+            text = self.request_text(request)
+            if any(form in text for form in netrc.forms()):
+                raise AssertionError(
+                    f"{where} carried the credentials of the host's ~/.netrc: requests adds them to"
+                    " every request made without auth= while the session trusts the environment."
+                    " Build the session with tokenproviders.trackertype.isolate_session (trust_env off)"
+                )
+            authorizations = [value for name, value in request.headers if name.lower() == "authorization"]
+            assert len(authorizations) <= 1, f"{where} carried {len(authorizations)} Authorization headers"
+            assert not authorizations or _may_use_authorization(kind.sends), (
+                f"{where} carried an Authorization header, but {kind.name!r} credentials travel as"
+                f" {kind.sends.describe()}: nothing but the resolved credentials may be sent"
+            )
+
+    @pytest.fixture
+    def named_fake(self) -> Iterator[FakeTracker]:
+        """The fake server of this tracker type, known by the host name ``localhost`` (a host
+        name, unlike an IP address, has other spellings)."""
+        fake = self.start_fake()
+        fake.host = "localhost"
+        try:
+            fake.start()
+        except OSError as error:
+            pytest.skip(f"cannot listen on localhost ({type(error).__name__}): the name does not resolve here")
+        try:
+            yield fake
+        finally:
+            fake.stop()
+
+    def test_a_non_normalized_url_reaches_the_normalized_host(
+        self, named_fake: FakeTracker, contract_plugins: Plugins
+    ) -> None:
+        """``base_url`` and ``api_url`` spelled as a person may type them (see
+        :func:`other_spelling`) name the same tracker, and tokens are matched on the normalized
+        form, so the client must connect to the normalized host: build it from
+        ``Tracker.url``, ``normalize_url`` or ``origin_of``, never from the raw strings. (Here a
+        client built from the raw strings asks for ``LOCALHOST.``, which resolves nowhere or
+        reaches the fake under another ``Host``.)"""
+        fake = named_fake
+        scenario = self.make_scenario(fake, contract_plugins, self.credential_kinds[0], spell=other_spelling)
+        tracker = scenario.tracker
+        urls = [url for url in (tracker.base_url, tracker.api_url) if url is not None]
+        hosts = {urllib.parse.urlsplit(normalize_url(url)).netloc for url in urls}
+        spelled = " and ".join(f"{name} {url!r}" for name, url in zip(("base_url", "api_url"), urls, strict=False))
+        normalized = " and ".join(normalize_url(url) for url in urls)
+        fake.clear()
+        outcomes: dict[str, Any] = {}
+        for operation in OPERATIONS:
+            try:
+                outcomes[operation] = self.run(scenario, operation, ALICE)
+            except TokenProvidersError as error:
+                raise AssertionError(
+                    f"with {spelled} (normalized: {normalized}), {operation} raised {type(error).__name__}:"
+                    f" {error}. Build the client from tracker.url or normalize_url(tracker.api_url): a"
+                    " client built from the raw strings connects to a host the token was not matched for"
+                ) from None
+        assert fake.requests, "the plugin sent no request to the fake tracker"
+        for request in fake.requests:
+            host = request.header("Host")
+            assert host in hosts, (
+                f"{request.method} {request.path} asked for host {host!r}, not {' or '.join(sorted(hosts))}:"
+                f" with {spelled}, the client must connect to the normalized URL"
+            )
+        issue = self.fake_issue(fake, scenario.last_title)
+        expected_url = self.expected_issue_url(fake, issue)
+        reported = outcomes["report"]
+        if expected_url is not None:
+            assert reported.url == expected_url, (
+                f"with {spelled}, report_issue returned {reported.url!r}, not {expected_url!r}: build"
+                " issue URLs from the normalized URL"
+            )
 
     # -- error mapping ---------------------------------------------------------------------
     @pytest.mark.parametrize("operation", OPERATIONS)

@@ -24,7 +24,9 @@ from tokenproviders import (
     TrackerFailure,
     TrackerType,
     hookimpl,
+    normalize_url,
 )
+from tokenproviders.trackertype import isolate_session, tls_verify
 
 __all__ = ["RedirectRefused", "YouTrackClient", "YouTrackType", "tokenproviders_register_tracker_types"]
 
@@ -98,16 +100,18 @@ class YouTrackType(TrackerType):
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
-        session = requests.Session()
+        # The normalized URLs: the token was matched on them, so they name the server to talk to.
+        api_url = normalize_url(tracker.api_url) if tracker.api_url else f"{tracker.url}/api"
+        # No credentials but the token: requests would add the host's ~/.netrc ones otherwise.
+        session = isolate_session(requests.Session(), api_url)
         session.headers["Authorization"] = f"Bearer {credentials.api_password.reveal()}"
         session.headers["Accept"] = "application/json"
         session.headers["User-Agent"] = settings.user_agent
-        session.verify = tracker.ca_bundle or tracker.verify_tls
+        session.verify = tls_verify(tracker)  # False, the tracker's or the host's CA bundle, or True
         # Bounded retries: refused connections and GETs only, no sleeping between attempts.
         retry = Retry(total=settings.retries, backoff_factor=0, allowed_methods={"GET"}, status_forcelist=())
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
-        api_url = (tracker.api_url or f"{tracker.base_url.rstrip('/')}/api").rstrip("/")
         return YouTrackClient(session, api_url, settings.timeout)
 
     # [end build_client]
@@ -127,7 +131,7 @@ class YouTrackType(TrackerType):
         payload = {"project": {"id": project}, "summary": draft.title, "description": draft.body}
         created = client.call("POST", "/issues", payload, fields="id,idReadable")
         readable = created["idReadable"]
-        return ReportedIssue(id=readable, url=f"{tracker.base_url.rstrip('/')}/issue/{readable}")
+        return ReportedIssue(id=readable, url=f"{tracker.url}/issue/{readable}")
 
     def add_comment(self, client: Any, tracker: Tracker, issue_id: str, text: str) -> None:
         client.call("POST", f"/issues/{issue_id}/comments", {"text": text})
