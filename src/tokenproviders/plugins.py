@@ -316,6 +316,8 @@ class Plugins:
             entries.append((ep, info, key))
         for name in self._blocked.names & set(BUILTIN_PLUGINS):
             logger.warning("built-in plugin %r cannot be blocked; ignoring %s for it", name, BLOCK_ENV)
+        if _dist_key("tokenproviders") in self._blocked.dists:
+            logger.warning("the built-in plugins cannot be blocked; ignoring %s=dist:tokenproviders", BLOCK_ENV)
         loaded: list[str] = []
         for name, entries in sorted(by_name.items()):
             chosen = self._choose(name, entries)

@@ -135,10 +135,11 @@ def test_block_list(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Plugins(block=[]).tracker_type("testplugin").name == "testplugin"  # an explicit argument wins
 
 
+@pytest.mark.parametrize("blocked", ["personal,bot", "dist:tokenproviders"])
 def test_built_in_sources_cannot_be_blocked(
-    version: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    version: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, blocked: str
 ) -> None:
-    monkeypatch.setenv(BLOCK_ENV, "personal,bot")
+    monkeypatch.setenv(BLOCK_ENV, blocked)
     with caplog.at_level(logging.WARNING, logger="tokenproviders.plugins"):
         plugins = Plugins()
     assert "cannot be blocked" in caplog.text
