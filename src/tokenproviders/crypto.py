@@ -75,7 +75,8 @@ import re
 import secrets
 import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,6 +85,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, NoReturn, TypeVa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ._private_files import exclusive_lock, refuse_loose_mode, write_whole
 from .errors import (
     ConfigurationError,
     InvalidInputError,
@@ -694,12 +696,7 @@ class KeyRing:
             raise ConfigurationError(f"the {source} cannot be opened ({exc.strerror})") from None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
-            if os.name == "posix" and info.st_mode & 0o077:
-                raise ConfigurationError(
-                    f"the {source} is readable or writable by group or others"
-                    f" (mode {stat.S_IMODE(info.st_mode):04o}), so it is not used",
-                    hint=f"restrict it to its owner: chmod 600 {file}",
-                )
+            refuse_loose_mode(info, source, file, error=ConfigurationError)
             if not stat.S_ISREG(info.st_mode):
                 raise ConfigurationError(f"the {source} is not a regular file")
             data = _Hidden(handle.read(1024 * 1024))
@@ -733,30 +730,58 @@ class KeyRing:
         return _Hidden((json.dumps(self.to_document(), indent=2) + "\n").encode("ascii"))
 
     def write_key_file(self, path: str | os.PathLike[str], *, replace: bool = False) -> None:
-        """Write the ring as a 0600 key file. Refuses to overwrite unless ``replace=True``,
-        in which case the new file atomically replaces the old one. Afterwards no key of the
-        ring is in :attr:`unsaved_ids`."""
+        """Write the ring as a 0600 key file, whole or not at all (a temporary file beside it,
+        synced, then renamed into place; on failure nothing changes and the error says why).
+
+        Refuses to overwrite unless ``replace=True``; then the new file atomically replaces the
+        old one, under the key file's lock (see :meth:`edit_key_file`). A symbolic link is
+        followed: the file it points to is replaced, and the link stays. Afterwards no key of
+        the ring is in :attr:`unsaved_ids`."""
         file = Path(path)
-        if not replace:
-            try:
-                fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                raise ConfigurationError(
-                    f"the key file {str(file)!r} already exists and is not overwritten",
-                    hint="choose another path; overwriting a key file destroys the keys that open your data",
-                ) from None
-            _write_all(fd, self._document_bytes())
-            self._unsaved.clear()
-            return
-        temp = file.with_name(f".{file.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if replace:
+            target = Path(os.path.realpath(file))
+            with _key_file_lock(target, file, missing_ok=True):
+                self._write_to(target, file, replace=True)
+        else:
+            self._write_to(file, file, replace=False)
+
+    def _write_to(self, target: Path, shown: Path, *, replace: bool) -> None:
+        data = self._document_bytes()
         try:
-            _write_all(fd, self._document_bytes())
-            os.replace(temp, file)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+            write_whole(target, lambda fd: _write_all(fd, data), replace=replace)
+        except FileExistsError:
+            raise ConfigurationError(
+                f"the key file {str(shown)!r} already exists and is not overwritten",
+                hint="choose another path; overwriting a key file destroys the keys that open your data",
+            ) from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the key file {str(shown)!r} ({exc.strerror or exc});"
+                f" {'it was left as it was' if replace else 'no file was created'}",
+                hint="free some space, or make the key file's directory writable for this user, and try again",
+            ) from None
         self._unsaved.clear()
+
+    @classmethod
+    @contextmanager
+    def edit_key_file(cls, path: str | os.PathLike[str]) -> Iterator[KeyRing]:
+        """Change a key file: ``with KeyRing.edit_key_file(path) as ring: ring.add_key()``.
+
+        Loads the file, hands its ring to the block and, if the block ends without an
+        exception, writes the ring back (as :meth:`write_key_file` with ``replace=True``),
+        all under an exclusive lock on the key file, so that another process's edit (another
+        ``keys generate`` or ``keys retire``) waits and then starts from this one's result
+        instead of overwriting it. A symbolic link is followed: its target is changed. The
+        lock is an ``fcntl.flock`` on the key file (checked, once held, to be still the file at
+        the path); it is advisory, so only writers that take it (this method and
+        ``write_key_file``) are serialized."""
+        file = Path(path)
+        target = Path(os.path.realpath(file))
+        with _key_file_lock(target, file):
+            ring = cls.from_key_file(target)
+            ring.source = f"key file {str(file)!r}"
+            yield ring
+            ring._write_to(target, file, replace=True)
 
     @classmethod
     def generate(cls, key_id: str | None = None) -> KeyRing:
@@ -780,14 +805,28 @@ class KeyRing:
 
 
 def _write_all(fd: int, data: _Hidden[bytes]) -> None:
-    try:
-        view = memoryview(data.value)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    view = memoryview(data.value)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+@contextmanager
+def _key_file_lock(target: Path, shown: Path, *, missing_ok: bool = False) -> Iterator[None]:
+    """Hold the lock for changing the key file ``target`` (``shown`` names it in messages).
+    A missing file is a :class:`MissingKeyError`, or with ``missing_ok`` nothing to lock."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(target))
+        except FileNotFoundError:
+            if not missing_ok:
+                raise MissingKeyError(f"the key file {str(shown)!r} does not exist", hint=CREATE_KEY_HINT) from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot lock the key file {str(shown)!r} for changing it ({exc.strerror or exc})",
+                hint="make the key file writable for its owner, or wait for the other process",
+            ) from None
+        yield
 
 
 # -- parsing key sources -------------------------------------------------------------------

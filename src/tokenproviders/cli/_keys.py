@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.text import Text
 
 from ..crypto import KeyRing
-from ..errors import ConfigurationError, SecretUnreadableError
+from ..errors import ConfigurationError, KeyInUseError, SecretUnreadableError
 from ._app import AliasedGroup, cli, pass_session
 from ._output import emit_json, stdout_console, styled, table
 from ._state import Session
@@ -51,9 +51,9 @@ def keys_generate(session: Session, key_id: str | None, no_primary: bool) -> Non
     New secrets are sealed with it at once; run 'keys rotate' to re-seal the existing ones.
     """
     path = _key_file_of(session)
-    ring = KeyRing.from_key_file(path)
-    new_id = ring.add_key(key_id, primary=not no_primary)
-    ring.write_key_file(path, replace=True)
+    # Read, add and write under the key file's lock: a concurrent generate or retire waits.
+    with KeyRing.edit_key_file(path) as ring:
+        new_id = ring.add_key(key_id, primary=not no_primary)
     click.echo(f"Added key {new_id} to {path}{' as the primary key' if not no_primary else ''}")
     if not no_primary:
         click.echo("Re-seal the stored secrets under it with: tokenproviders keys rotate")
@@ -166,9 +166,14 @@ def keys_retire(session: Session, key_id: str) -> None:
             f"there is no key {key_id!r} in the key ring or the database",
             hint="see the key ids with: tokenproviders keys status",
         )
-    session.db.retire_key(key_id)
-    on_disk = KeyRing.from_key_file(path)
-    if key_id in on_disk:
-        on_disk.retire(key_id)
-        on_disk.write_key_file(path, replace=True)
+    # Under the key file's lock from reading it to writing it back (see 'keys generate').
+    with KeyRing.edit_key_file(path) as on_disk:
+        if key_id == on_disk.primary_id:
+            raise KeyInUseError(
+                f"key {key_id!r} is the primary key of {path} and cannot be retired",
+                hint="add a new primary key, rotate, then retire this one",
+            )
+        session.db.retire_key(key_id)
+        if key_id in on_disk:
+            on_disk.retire(key_id)
     click.echo(f"Retired key {key_id}: removed from {path}; secrets naming it can no longer be opened")
