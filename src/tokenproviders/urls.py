@@ -26,32 +26,35 @@ MAX_URL_LENGTH = 2048
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Host names: letters, digits, '-' and '_' in dot-separated labels that neither start nor end with '-'.
-_HOST = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
+_HOST = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 _MAX_HOST_LENGTH = 253  # DNS, without the root's dot
 # The last label of a host that URL parsers and getaddrinfo read as a number (WHATWG "ends in a number").
-_NUMBER = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
-_PORT = re.compile(r"^[0-9]*$")
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_PORT = re.compile(r"[0-9]*")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 _ASCII_SPACE = " \t\n\r\x0b\x0c"
 _ASCII_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # Controls (C0, C1), format characters (bidi overrides, zero-width, soft hyphen), surrogates, and
 # every Unicode space and line or paragraph separator: invisible or rewritten by str.strip().
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+_INVISIBLE = ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs")
 # ZWJ and ZWNJ: format characters that IDNA allows in a host name where its joiner rules say so.
-_JOINERS = frozenset("\u200c\u200d")
+_JOINERS = "\u200c\u200d"
 _XN_HINT = "give the host in its xn-- form (as the tracker's own address bar shows it)"
 
 
+def _bounded(text: str) -> str:
+    # Refused URLs may be long or odd; show a bounded prefix.
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _describe(url: str) -> str:
-    # Refused URLs may be long or odd; show a bounded prefix. A URL with an '@' may carry a
-    # password in its user-info, and a malformed one cannot be split safely: never echo it.
+    # A URL with an '@' may carry a password in its user-info, and a malformed one cannot be
+    # split safely: never echo it.
     if "@" in url:
         return "(not shown: it may contain a user name or password)"
     # The query and fragment are dropped: they can carry an API key (?key=..., ?private_token=...).
-    shown = url.split("#", 1)[0].split("?", 1)[0]
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return repr(shown)
+    return repr(_bounded(url.partition("#")[0].partition("?")[0]))
 
 
 def _has_invisible(text: str) -> bool:
@@ -118,7 +121,7 @@ def normalize_url(url: str) -> str:
     try:
         parts = urlsplit(candidate)
     except ValueError as exc:
-        why = "" if "@" in candidate else f" ({str(exc)[:120]})"
+        why = "" if "@" in candidate else f" ({_bounded(str(exc))})"
         raise InvalidURLError(f"the URL {_describe(candidate)} is malformed{why}") from None
     if _count_joiners(candidate) != _count_joiners(parts.netloc):
         raise InvalidURLError("the URL contains spaces or control characters outside its host name")
@@ -155,16 +158,16 @@ def _split_authority(netloc: str, candidate: str) -> tuple[str, int | None]:
                 " brackets hold only a whole IPv6 address"
             )
         host = _ipv6_host(literal, candidate)
-    elif "[" in netloc or "]" in netloc:
+    elif "[" in netloc:  # urlsplit refuses an unpaired bracket
         raise InvalidURLError(
             f"the host of {_describe(candidate)} has a bracket in it; brackets hold only a whole IPv6 address"
         )
     else:
-        name, _, rest = netloc.partition(":")
-        rest = ":" + rest if _ else ""
+        name, colon, port_text = netloc.partition(":")
+        rest = colon + port_text
         host = _name_host(name, candidate)
     port_text = rest[1:]
-    if ":" in port_text or not _PORT.match(port_text):
+    if not _PORT.fullmatch(port_text):
         raise InvalidURLError(f"the URL {_describe(candidate)} is malformed (its port is not a number)")
     if not port_text:
         return host, None
@@ -195,9 +198,9 @@ def _name_host(host: str, candidate: str) -> str:
     # A fully qualified name may end in a dot; "example.com." and "example.com" are one host.
     name = host[:-1] if host.endswith(".") else host
     name = name.lower() if name.isascii() else _idna_host(name, candidate)
-    if len(name) > _MAX_HOST_LENGTH or not _HOST.match(name):
+    if len(name) > _MAX_HOST_LENGTH or not _HOST.fullmatch(name):
         raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name")
-    if _NUMBER.match(name.rpartition(".")[2]):
+    if _NUMBER.fullmatch(name.rpartition(".")[2]):
         try:
             canonical = str(ipaddress.IPv4Address(name)) == name == host
         except ValueError:
@@ -221,12 +224,13 @@ def _idna_host(name: str, candidate: str) -> str:
             hint=_XN_HINT,
         ) from None
     try:
-        # urllib3.util.url._idna_encode, label by label: what requests puts on the wire.
+        # urllib3.util.url._idna_encode, label by label: what requests puts on the wire (urllib3 also
+        # passes std3_rules=True, which only applies with uts46=True).
         wire = ".".join(
-            label.lower() if label.isascii() else idna.encode(label.lower(), strict=True, std3_rules=True).decode()
+            label.lower() if label.isascii() else idna.encode(label.lower(), strict=True).decode()
             for label in name.split(".")
         )
-        browsers = idna.encode(name, uts46=True, transitional=False).decode()
+        browsers = idna.encode(name, uts46=True).decode()  # non-transitional: idna's default and UTS 46's
     except UnicodeError:  # idna.IDNAError is one
         raise InvalidURLError(f"the host of {_describe(candidate)} is not a valid name", hint=_XN_HINT) from None
     if wire != browsers:
@@ -241,17 +245,14 @@ def _idna_host(name: str, candidate: str) -> str:
 def _normalize_path(path: str) -> str:
     """One spelling per path: escapes of unreserved characters decoded and other escapes in
     upper case (RFC 3986 6.2.2), dot segments removed, no trailing slash."""
-    path = _ESCAPE.sub(_normalize_escape, path)
-    if "." in path:
-        segments: list[str] = []
-        for segment in path.split("/"):
-            if segment == "..":
-                if len(segments) > 1:
-                    segments.pop()
-            elif segment != ".":
-                segments.append(segment)
-        path = "/".join(segments)
-    return path.rstrip("/")
+    segments: list[str] = []
+    for segment in _ESCAPE.sub(_normalize_escape, path).split("/"):
+        if segment == "..":
+            if len(segments) > 1:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    return "/".join(segments).rstrip("/")
 
 
 def _normalize_escape(match: re.Match[str]) -> str:
