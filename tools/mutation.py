@@ -159,7 +159,7 @@ TARGETS: dict[str, Target] = {
                 "KeyRing.add_key",
                 "KeyRing.__contains__",
             ),
-            ("tests/store/test_crypto.py", "tests/core/test_fast_paths.py"),
+            ("tests/store/test_crypto.py", "tests/store/test_key_lifecycle.py", "tests/core/test_fast_paths.py"),
             # Seconds each; the round trips and nonce sizes are also checked by fast tests.
             (
                 "tests/store/test_crypto.py::test_100k_nonces_never_repeat",

@@ -20,6 +20,7 @@ from tokenproviders import Plugins, Secret, hookimpl
 from tokenproviders.crypto import (
     KEY_FILE_ENV,
     KEYS_ENV,
+    MAX_SECRET_LENGTH,
     NONCE_SIZE,
     TAG_SIZE,
     AssociatedData,
@@ -31,6 +32,7 @@ from tokenproviders.crypto import (
 )
 from tokenproviders.errors import (
     ConfigurationError,
+    InvalidInputError,
     KeyMismatchError,
     MissingKeyError,
     SecretUnreadableError,
@@ -271,6 +273,16 @@ def test_associated_data_parts_are_bounded_at_65535_bytes() -> None:
             build()
 
 
+def test_the_remembered_token_aad_tails_stay_bounded() -> None:
+    from tokenproviders import crypto
+
+    for n in range(5000):
+        encode_token_aad("alice", f"tenant-{n}", "https://x.test", "api_password")
+    assert 0 < len(crypto._token_aad_tails) <= 4096
+    token = AssociatedData.for_token(owner="alice", scope="tenant-1", url="https://x.test", field="api_password")
+    assert encode_token_aad("alice", "tenant-1", "https://x.test", "api_password") == token.encode()
+
+
 def test_associated_data_cannot_be_changed() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         AAD.kind = "bot"  # type: ignore[misc]
@@ -401,6 +413,72 @@ def test_add_key_makes_a_new_primary_and_refuses_reused_ids() -> None:
     keys.retire(new)
     with pytest.raises(ConfigurationError, match="already used"):
         keys.add_key(new)
+
+
+def test_a_key_ring_knows_which_ids_it_holds() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    assert "k1" in keys and "k2" in keys
+    assert "k9" not in keys and None not in keys
+    keys.retire("k2")
+    assert "k2" not in keys
+
+
+def test_add_key_checks_the_id_and_the_key() -> None:
+    keys = ring(("k1", KEY_A))
+    for bad in ("", "-x", "a b", "x" * 65):
+        with pytest.raises(ConfigurationError, match="invalid key id"):
+            keys.add_key(bad, KEY_B)
+    for size in (16, 31, 33):
+        with pytest.raises(ConfigurationError, match="exactly 32 bytes"):
+            keys.add_key("k2", b"k" * size)
+    assert keys.key_ids == ("k1",) and keys.unsaved_ids == frozenset()
+
+
+def test_add_key_keeps_its_own_copy_of_the_key() -> None:
+    keys = ring(("k1", KEY_A))
+    given = bytearray(KEY_B)
+    keys.add_key("k2", given)  # type: ignore[arg-type]
+    blob = keys.seal("s", AAD)
+    given[:] = bytes(32)
+    assert keys.check_value("k2").hex() == KEY_B_CHECK_VALUE
+    assert keys.open(blob, AAD) == "s"
+
+
+def test_added_keys_are_unsaved_until_retired_or_saved() -> None:
+    keys = ring(("k1", KEY_A))
+    keys.add_key("k2", KEY_B, primary=False)
+    keys.add_key("k3")
+    assert keys.unsaved_ids == {"k2", "k3"} and keys.primary_id == "k3"
+    keys.retire("k2")
+    assert keys.unsaved_ids == {"k3"}
+    keys.mark_saved()
+    assert keys.unsaved_ids == frozenset()
+
+
+def test_set_primary_and_retire_need_a_known_valid_id() -> None:
+    keys = ring(("k1", KEY_A), ("k2", KEY_B))
+    with pytest.raises(SecretUnreadableError, match="'k9' is not in the key ring"):
+        keys.set_primary("k9")
+    assert keys.primary_id == "k1"
+    with pytest.raises(ConfigurationError, match="invalid key id"):
+        keys.retire("not valid")
+    assert keys.retired_ids == frozenset()
+
+
+def test_seal_takes_a_str_or_secret_and_associated_data() -> None:
+    keys = ring(("k1", KEY_A))
+    with pytest.raises(TypeError, match="takes a str or Secret, not bytes"):
+        keys.seal(b"secret", AAD)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs an AssociatedData"):
+        keys.seal("secret", AAD.encode())  # type: ignore[arg-type]
+
+
+def test_secrets_are_sealed_up_to_the_length_limit() -> None:
+    keys = ring(("k1", KEY_A))
+    longest = "x" * MAX_SECRET_LENGTH
+    assert keys.open(keys.seal(longest, AAD), AAD) == longest
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_SECRET_LENGTH} characters"):
+        keys.seal(longest + "x", AAD)
 
 
 def test_keyring_repr_and_pickle_show_no_key_material() -> None:
