@@ -556,7 +556,7 @@ def test_a_failed_init_leaves_nothing_half_made(cli: CLI, monkeypatch: pytest.Mo
     from tokenproviders.cli import _state
     from tokenproviders.errors import StoreError
 
-    def broken(path: Path, keyring: KeyRing) -> Any:
+    def broken(path: Path, keyring: KeyRing, **options: Any) -> Any:
         path.write_bytes(b"partial")
         raise StoreError("disk full")
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import MissingKeyError, SecretUnreadableError, StoreError, TokenProvidersError
+from .._private_files import make_private_dirs
+from ..errors import ConfigurationError, MissingKeyError, SecretUnreadableError, StoreError, TokenProvidersError
 from ..model import ClientSettings, Resolution
 from ..plugins import Plugins, hookimpl
 from ..resolver import Resolver
@@ -100,11 +101,12 @@ def _store_error(action: str, path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"cannot {action} {path}: {reason}")
 
 
-def _open_database(path: Path, keyring: KeyRing) -> SQLiteDatabase:
+def _open_database(path: Path, keyring: KeyRing, *, create: bool = False) -> SQLiteDatabase:
+    """Open the database; only ``init`` creates it (an empty or missing file is refused)."""
     from ..stores.sqlite import SQLiteDatabase
 
     try:
-        return SQLiteDatabase(path, keyring)
+        return SQLiteDatabase(path, keyring, create=create)
     except TokenProvidersError:
         raise
     except sqlite3.Error as exc:
@@ -157,20 +159,20 @@ def initialise(paths: DataPaths) -> tuple[Path, Path]:
     created: list[Path] = []
     try:
         for directory in dict.fromkeys((paths.root, key.parent)):
-            if not directory.exists():
-                try:
-                    directory.mkdir(mode=0o700, parents=True)
-                except OSError as exc:
-                    raise _store_error("create the data directory", directory, exc) from None
-                created.append(directory)
+            try:
+                # Each missing level 0700, whatever the umask (mkdir -p would make parents 0777 - umask).
+                created.extend(make_private_dirs(directory))
+            except OSError as exc:
+                raise _store_error("create the data directory", directory, exc) from None
         try:
-            KeyRing.generate_key_file(key)
-        except OSError as exc:
-            raise _store_error("write the key file", key, exc) from None
+            KeyRing.generate_key_file(key)  # written whole or not at all
+        except ConfigurationError as exc:
+            # The data directory could not take it (a full disk, permissions): a store error.
+            raise StoreError(exc.message, hint=exc.hint) from None
         created.append(key)
         keyring = KeyRing.from_key_file(key)
         created.append(database)  # checked above: it did not exist
-        _open_database(database, keyring).close()
+        _open_database(database, keyring, create=True).close()  # created whole or not at all
     except BaseException:
         # Leave nothing half-made behind, so that a second ``init`` can succeed.
         for path in reversed(created):
@@ -201,6 +203,7 @@ class Session:
 
     def __init__(self, config: CLIConfig, *, isolated: bool = False) -> None:
         from ..crypto import KeyRing
+        from ..stores._sqlite_base import check_database_file
 
         self.config = config
         self.last_resolution: Resolution | None = None
@@ -235,6 +238,8 @@ class Session:
                         " --key-file at it); a new key cannot open the secrets already stored"
                     ),
                 ) from None
+        # Before the read-only peek below: it would create a -wal and -shm with a loose file's mode.
+        check_database_file(paths.database)
         _refuse_foreign_key_ring(paths.database, keyring)
         self.db: SQLiteDatabase = _open_database(paths.database, keyring)
         try:

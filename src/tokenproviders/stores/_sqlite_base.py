@@ -40,16 +40,18 @@ import logging
 import os
 import random
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from .._private_files import create_private, publish, refuse_loose_mode, temporary_name
 from ..crypto import KeyRing
 from ..errors import ConfigurationError, InvalidInputError, MissingKeyError, StoreError
 
@@ -227,6 +229,34 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
+def check_database_file(path: str | os.PathLike[str], info: os.stat_result | None = None) -> None:
+    """Refuse an existing database file that is not a regular file, or that group or others may
+    write, as may its ``-wal`` or ``-shm`` (whoever writes the file can point bot credentials
+    at their own server). ``info`` is the file's ``os.stat`` if the caller has it; a missing
+    file passes (opening it says so). Call it before any SQLite connection opens the file: a
+    connection to a database in WAL mode creates ``-wal`` and ``-shm`` with the file's mode."""
+    shown = os.fspath(path)
+    if info is None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the token database {shown!r} is not a regular file")
+    real = Path(os.path.realpath(path))  # SQLite puts the -wal and -shm beside a link's target
+    refuse_loose_mode(info, f"token database {shown!r}", real, error=StoreError, writers_only=True)
+    for suffix in ("-wal", "-shm"):
+        sidecar = real.with_name(real.name + suffix)
+        try:
+            sidecar_info = os.stat(sidecar)
+        except OSError:
+            continue  # none (SQLite creates it with the database's mode), or SQLite will say why
+        refuse_loose_mode(
+            sidecar_info, f"token database's {suffix} file {str(sidecar)!r}", sidecar, error=StoreError,
+            writers_only=True,
+        )
+
+
 class SQLiteCore:
     """The connection, lock, key ring, clock and write-behind buffer the parts share."""
 
@@ -242,6 +272,7 @@ class SQLiteCore:
         flush_size: int = 1024,
         flush_interval: float = 1.0,
         background_writes: bool = False,
+        create: bool = True,
     ) -> None:
         if not isinstance(keyring, KeyRing):
             raise MissingKeyError(
@@ -293,8 +324,10 @@ class SQLiteCore:
         self.checked_keys: set[str] = set()
         #: Verifies the key ring against the database (set by SQLiteDatabase).
         self.check_keys: Callable[[], object] | None = None
-        self._create_file()
-        self.conn = self._connect(shared=True)
+        #: ``:memory:`` (or ``""``, a temporary database): no file to check, created empty.
+        self._in_memory = self.path in (":memory:", "")
+        self._check_or_create_file(create)
+        self.conn = self._connect(shared=True, check_schema=not self._in_memory)
         try:
             self._migrate()
         except BaseException:
@@ -303,20 +336,90 @@ class SQLiteCore:
         _open_cores.add(self)
 
     # -- opening -------------------------------------------------------------------------
-    def _create_file(self) -> None:
-        if self.path == ":memory:" or self.path.startswith("file:"):
+    def _check_or_create_file(self, create: bool) -> None:
+        """Check the database file before SQLite touches it, or create it whole if it is missing
+        (and ``create``). An existing file, its ``-wal`` and its ``-shm`` must not be writable by
+        group or others (SQLite gives a new ``-wal`` and ``-shm`` the database file's mode, so a
+        private database keeps them private whatever the umask)."""
+        if self._in_memory:
             return
         file = Path(self.path)
-        try:
-            # The file holds only sealed secrets, but its metadata is nobody else's business.
-            os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise StoreError(f"cannot create the token database {self.path!r} ({exc.strerror})") from None
+        info = self._stat(file)
+        if info is None:
+            if not create:
+                raise StoreError(
+                    f"there is no token database at {self.path!r}",
+                    hint="check the path, or open it with create=True to create a new database there",
+                )
+            if self._create_whole(file):
+                return
+            info = self._stat(file)  # another process created it meanwhile: check theirs
+            if info is None:
+                raise StoreError(f"cannot create the token database {self.path!r} (a dangling symbolic link?)")
+        check_database_file(self.path, info)
 
-    def _connect(self, *, shared: bool) -> sqlite3.Connection:
-        """A configured connection; ``shared`` ones are used from several threads under a lock."""
+    def _stat(self, file: Path) -> os.stat_result | None:
+        try:
+            return os.stat(file)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot open the token database {self.path!r} ({exc.strerror})") from None
+
+    def _create_whole(self, file: Path) -> bool:
+        """Build a new database under a temporary name beside ``file`` and move it into place
+        complete, so that a full disk or a crash never leaves a half-made database at ``file``
+        (which would then pass for an empty one). Returns ``False`` if another process created
+        ``file`` first (its database is used)."""
+        temp = temporary_name(file)
+        try:
+            os.close(create_private(temp))
+            conn = sqlite3.connect(temp, isolation_level=None)
+            try:
+                # A rollback journal while building: each commit is in the file when it returns.
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("BEGIN IMMEDIATE")
+                self._upgrade(conn, 0)
+                conn.execute("COMMIT")
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode")
+            finally:
+                conn.close()
+            publish(temp, file, replace=False)
+        except FileExistsError:
+            return False
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StoreError(
+                f"cannot create the token database {self.path!r} ({reason}); nothing was created"
+            ) from None
+        finally:
+            for leftover in (temp, *(temp.with_name(temp.name + s) for s in ("-journal", "-wal", "-shm"))):
+                with suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+        return True
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file that SQLite opens but that holds no tokenproviders schema, before
+        anything (such as switching to WAL mode) changes it: a database is never created in
+        place, so such a file was emptied, or is someone else's."""
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) != 0:
+            return
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StoreError(
+                f"{self.path!r} is an SQLite database but not a tokenproviders database (it has tables but"
+                " no tokenproviders schema), so it is not used",
+                hint="check the path of the token database",
+            )
+        raise StoreError(
+            f"the token database {self.path!r} is empty (it has no tables), so it is not used;"
+            " a new database is never left empty, so this one was emptied or replaced",
+            hint="restore it from a backup; if nothing was ever stored in it, delete it and create it again",
+        )
+
+    def _connect(self, *, shared: bool, check_schema: bool = False) -> sqlite3.Connection:
+        """A configured connection; ``shared`` ones are used from several threads under a lock.
+        ``check_schema``: refuse a file without the schema (see :meth:`_check_schema`)."""
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -330,6 +433,8 @@ class SQLiteCore:
 
         def setup() -> None:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if check_schema:
+                self._check_schema(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() not in ("wal", "memory"):
                 raise StoreError(f"the token database {self.path!r} cannot use WAL mode (got {mode})")
@@ -356,12 +461,15 @@ class SQLiteCore:
         if self._checked_version() == SCHEMA_VERSION:
             return
         with self.transaction() as conn:
-            version = self._checked_version()
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                logger.info("migrating the token database %s to schema version %d", self.path, step)
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step}")
+            self._upgrade(conn, self._checked_version())
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        """Inside a write transaction on ``conn``: apply the migrations after ``version``."""
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating the token database %s to schema version %d", self.path, step)
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step}")
 
     def _checked_version(self) -> int:
         version = self.schema_version

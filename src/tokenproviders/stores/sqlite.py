@@ -11,7 +11,7 @@
         resolver.plugins.register(db.audit.observer())
         ...
 
-:class:`SQLiteDatabase` opens (and creates, mode 0600, or migrates) the file and exposes
+:class:`SQLiteDatabase` opens (and creates whole, mode 0600, or migrates) the file and exposes
 ``.tokens`` (a :class:`SQLiteTokenStore`, the :class:`~tokenproviders.stores.TokenStore`),
 ``.directory`` (a :class:`~tokenproviders.stores.sqlite_directory.SQLiteDirectory`) and
 ``.audit`` (an :class:`~tokenproviders.stores.audit.AuditLog`), plus key management: ``rotate``,
@@ -484,7 +484,16 @@ _MAX_FAILURES: Final = 100
 class SQLiteDatabase:
     """One SQLite file holding personal tokens, the directory and the audit trail.
 
-    :param path: the database file (created with mode 0600 if missing; ``:memory:`` works).
+    :param path: the database file (``:memory:`` works). An existing file must be a
+        tokenproviders database that group and others cannot write (nor its ``-wal`` and
+        ``-shm``): an empty file, another SQLite database, a file that is not SQLite, or a file
+        with a mode such as 0666 is refused with a :class:`StoreError` and left as it is. An
+        older schema is migrated.
+    :param create: create the database if ``path`` does not exist (the default): it is built
+        under a temporary name beside ``path``, mode 0600 whatever the umask, and moved into
+        place complete, so a failure (a full disk) leaves nothing behind and processes creating
+        it at once share one database. With ``create=False`` a missing file is a
+        :class:`StoreError` and nothing is created.
     :param keyring: the :class:`~tokenproviders.crypto.KeyRing`; required, nothing is stored
         without a key. Its keys are checked against the key-check values the database recorded.
     :param busy_timeout: seconds SQLite waits for another connection's lock per attempt.
@@ -517,10 +526,12 @@ class SQLiteDatabase:
         flush_interval: float = 1.0,
         background_writes: bool = False,
         clock: Callable[[], datetime] = utc_now,
+        create: bool = True,
     ) -> None:
         self._core = SQLiteCore(
             path,
             keyring,
+            create=create,
             busy_timeout=busy_timeout,
             lock_wait=lock_wait,
             synchronous=synchronous,
