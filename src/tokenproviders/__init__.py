@@ -22,6 +22,7 @@ Quickstart::
 
 from __future__ import annotations
 
+from .audit import AuditEvent, acting
 from .directory import Directory, MemoryDirectory, find_tracker
 from .errors import (
     ConfigurationError,
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_TENANTS",
+    "AuditEvent",
     "ClientSettings",
     "ConfigurationError",
     "CredentialRequest",
@@ -114,6 +116,7 @@ __all__ = [
     "TrackerUnavailableError",
     "UnknownTrackerError",
     "UnknownTrackerTypeError",
+    "acting",
     "classify_http_status",
     "create_plugins",
     "find_tracker",

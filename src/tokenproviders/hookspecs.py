@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from .audit import AuditEvent
     from .crypto import KeyMaterial
     from .model import Resolution
     from .sources import CredentialRequest
@@ -29,6 +30,7 @@ __all__ = [
     "tokenproviders_register_tracker_types",
     "tokenproviders_credentials",
     "tokenproviders_resolved",
+    "tokenproviders_audit",
     "tokenproviders_keys",
 ]
 
@@ -63,12 +65,29 @@ def tokenproviders_credentials(request: CredentialRequest) -> Resolution | None:
 
 @_hookspec
 def tokenproviders_resolved(resolution: Resolution) -> None:
-    """Observe a finished resolution (audit trail, metrics).
+    """Observe a finished resolution (metrics, the credentials a host is about to use).
 
-    Called once per successful :meth:`~tokenproviders.Resolver.resolve`. The return value is
-    ignored and the resolution is immutable, so an observer cannot change the outcome. An
-    exception raised by an observer is logged with the plugin's name and does not fail the
-    resolution. Never log ``resolution.credentials``.
+    Called once per successful resolution, including those a ``verify``, ``report_issue`` or
+    ``add_comment`` makes before it acts (and again after a rejected personal token when the
+    policy falls back). The return value is ignored and the resolution is immutable, so an
+    observer cannot change the outcome. An exception raised by an observer is logged with the
+    plugin's name and does not fail the resolution. Never log ``resolution.credentials``.
+    For an audit trail implement :func:`tokenproviders_audit`, which also sees failures.
+    """
+
+
+@_hookspec
+def tokenproviders_audit(event: AuditEvent) -> None:
+    """Observe one audited action: an :class:`~tokenproviders.AuditEvent` with its outcome.
+
+    Called once per public :class:`~tokenproviders.Resolver` action (``resolve``, ``client``,
+    ``verify``, ``report_issue``, ``add_comment``, ``whoami_with``) and per ``tokens.set`` and
+    ``tokens.delete``, whether it succeeded, was refused or failed (the event's ``outcome``
+    says which), after it finished. An action that calls another is one event. ``principal``
+    and ``correlation_id`` come from :func:`tokenproviders.acting`. The event is immutable and
+    holds no secret; the return value is ignored, and an exception raised by an observer is
+    logged with the plugin's name and changes nothing for the action. The resolver builds no
+    event while no plugin implements this hook.
     """
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, TypeVar
 
+from .audit import audit_resolve, audited, note_resolution
 from .directory import Directory, find_tracker
 from .errors import (
     CredentialsRejectedError,
@@ -214,8 +215,12 @@ class Resolver:
         Raises :class:`NotAuthorizedError` before any token is looked at if the tracker's
         tenant is not among the user's tenants; :class:`PersonalTokenUnusableError` for an
         expired or undecryptable personal token (unless the policy allows falling back);
-        :class:`NoCredentialsError` when nothing can authenticate the user.
+        :class:`NoCredentialsError` when nothing can authenticate the user. Each call is one
+        ``resolve`` audit event (see :mod:`tokenproviders.audit`).
         """
+        impls = self.plugins.manager.hook.tokenproviders_audit.get_hookimpls()
+        if impls:
+            return audit_resolve(self, impls, user, tracker)
         return self._resolve(user, tracker, ())
 
     def _resolve(
@@ -372,6 +377,7 @@ class Resolver:
             self.clients.put(key, client, resolution.expires_at)
         return client
 
+    @audited("resolve")
     def client(self, user: str, tracker: Tracker) -> Any:
         """Resolve, then return the tracker library's client authenticated that way (cached)."""
         return self.client_for(self.resolve(user, tracker))
@@ -461,9 +467,11 @@ class Resolver:
                     f" was rejected by the tracker (HTTP {exc.status})"
                 )
                 resolution = self._resolve(user, tracker, rejected, after=resolution)
+                note_resolution(resolution)
         return action(resolution)
 
     # -- talking to the tracker ----------------------------------------------------------
+    @audited("verify", source="verification")
     def whoami_with(self, tracker: Tracker, credentials: Credentials, *, scope: str | None = None) -> Identity:
         """Whoami with explicit credentials (used to verify a token before saving it).
 
@@ -484,6 +492,7 @@ class Resolver:
 
         return self._guard(probe, run)
 
+    @audited("verify")
     def verify(self, user: str, tracker: Tracker) -> Identity:
         """Whoami with the resolved credentials: who the tracker will record."""
 
@@ -494,6 +503,7 @@ class Resolver:
 
         return self._with_fallback(user, tracker, run)
 
+    @audited("report")
     def report_issue(
         self,
         user: str,
@@ -516,6 +526,7 @@ class Resolver:
 
         return self._with_fallback(user, tracker, run)
 
+    @audited("comment")
     def add_comment(self, user: str, tracker: Tracker, issue_id: str, text: str) -> Resolution:
         """Comment on an issue as the resolved identity; returns the resolution used."""
         if not isinstance(text, str) or not text.strip():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .audit import audited
 from .errors import (
     ConfigurationError,
     InvalidInputError,
@@ -111,6 +112,7 @@ class TokenManager:
             )
         return found
 
+    @audited("token.set", via="_resolver")
     def set(
         self,
         owner: str,
@@ -161,6 +163,7 @@ class TokenManager:
         self._resolver.forget_clients(user=owner)
         return info
 
+    @audited("verify", via="_resolver", source="verification")
     def verify(self, owner: str, url: str, credentials: Credentials, *, scope: str) -> Identity:
         """Whoami with ``credentials`` that ``owner`` is about to store for ``url`` in ``scope``
         (not stored, not cached), on a tracker the token would serve and may be sent to.
@@ -219,6 +222,7 @@ class TokenManager:
             check_user_id(owner)
         return self._resolver.store.list(owner)
 
+    @audited("token.delete", via="_resolver")
     def delete(self, owner: str, url: str, scope: str) -> TokenInfo:
         """Delete the token at ``(owner, url, scope)``; :class:`TokenNotFoundError` if none."""
         check_user_id(owner)

@@ -87,13 +87,21 @@ def make_runner() -> CliRunner:
         return CliRunner()
 
 
-def dump(path: Path) -> list[str]:
-    """The SQL text of the whole database (schema and rows), for before/after comparisons."""
+def dump(path: Path, *, audit: bool = False) -> list[str]:
+    """The SQL text of the whole database (schema and rows), for before/after comparisons.
+
+    Without the audit trail's entries unless ``audit``: a refused or failed command changes
+    nothing but records that it was refused or failed (tests/cli/test_audit_command.py).
+    """
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return list(conn.iterdump())
+        lines = list(conn.iterdump())
     finally:
         conn.close()
+    if audit:
+        return lines
+    entries = ('INSERT INTO "audit" ', """INSERT INTO "sqlite_sequence" VALUES('audit',""")
+    return [line for line in lines if not line.startswith(entries)]
 
 
 def one_error_line(stderr: str) -> str:

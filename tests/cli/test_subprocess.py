@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import select
 import shutil
 import subprocess
@@ -145,7 +146,17 @@ def test_admin_commands(run_cli: Callable[..., Completed], tmp_path: Path) -> No
     plugins = json.loads(ok(run_cli("plugins", "--json")).stdout)
     assert {"personal", "bot"} <= {p["name"] for p in plugins["plugins"]}
     assert "Plugins" in ok(run_cli("plugins")).stdout
-    assert json.loads(ok(run_cli("audit", "--json")).stdout) == []
+    trail = json.loads(ok(run_cli("audit", "--json")).stdout)
+    assert [(e["action"], e["tenant"], e["user"]) for e in trail] == [
+        ("tenant.remove", "doomed", None),
+        ("member.revoke", "acme", "bob"),
+        ("member.grant", "acme", "bob"),
+        ("member.grant", "acme", "alice"),
+        ("tenant.add", "doomed", None),
+        ("tenant.add", "globex", None),
+        ("tenant.add", "acme", None),
+    ]
+    assert {e["principal"] for e in trail} == {pwd.getpwuid(os.geteuid()).pw_name}
     status = json.loads(ok(run_cli("keys", "status", "--json")).stdout)
     assert len(status) == 1 and status[0]["primary"]
     ok(run_cli("keys", "generate", "--id", "next"))

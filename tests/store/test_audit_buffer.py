@@ -41,7 +41,7 @@ def _resolver(db: SQLiteDatabase) -> Resolver:
 def _audit_rows(path: Path) -> int:
     conn = sqlite3.connect(path, timeout=PATIENCE)
     try:
-        return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
+        return int(conn.execute("SELECT count(*) FROM audit WHERE action = 'resolve'").fetchone()[0])
     finally:
         conn.close()
 
@@ -104,7 +104,7 @@ def test_an_idle_process_writes_its_entries_after_flush_interval(tmp_path: Path)
     while time.monotonic() < deadline:
         time.sleep(0.02)
         probe = sqlite3.connect(sys.argv[1])
-        rows = probe.execute("SELECT count(*) FROM audit").fetchone()[0]
+        rows = probe.execute("SELECT count(*) FROM audit WHERE action = 'resolve'").fetchone()[0]
         probe.close()
         if rows:
             break
@@ -188,7 +188,7 @@ def test_an_explicit_flush_waits_for_the_lock(db_path: Path, keyring: KeyRing) -
         db.flush()
         release.join()
         other.close()
-        assert db._core.read_one("SELECT count(*) FROM audit")[0] == 1
+        assert db._core.read_one("SELECT count(*) FROM audit WHERE action = 'resolve'")[0] == 1
 
 
 # -- the buffer is bounded -----------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_a_full_buffer_drops_the_oldest_entries_and_says_how_many(
         assert len(full) == 1 and "5 entries" in full[0]
         db.flush()
         assert any("dropped 3 audit entries" in r.getMessage() for r in caplog.records)
-        entries = db.audit.query()
+        entries = db.audit.query(action="resolve")
         assert len(entries) == 5
     finally:
         db.close()

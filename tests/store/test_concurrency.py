@@ -67,7 +67,7 @@ def test_processes_share_one_file_without_losing_anything(db_path: Path, key_fil
         shared = db.tokens.get(SHARED, TRACKER.url, "acme")
         assert shared is not None
         assert shared.version == sum(r["shared_puts"] for r in results) == PROCESSES * ITERATIONS  # no lost update
-        assert db.audit.count() == sum(r["resolves"] for r in results)
+        assert len(db.audit.query(action="resolve", limit=10**6)) == sum(r["resolves"] for r in results)
         assert db.tokens.list(SHARED)[0].last_used_at is not None
 
 

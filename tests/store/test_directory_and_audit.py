@@ -171,9 +171,14 @@ def test_observer_records_every_resolution_without_secrets(resolver: Resolver, d
     resolver.resolve("bob", tracker)
     with pytest.raises(NotAuthorizedError):
         resolver.resolve("carol", tracker)
-    entries = db.audit.query()
-    assert [(e.user, e.source) for e in entries] == [("bob", "bot"), ("alice", "personal"), ("alice", "bot")]
-    personal = entries[1]
+    entries = db.audit.query(action="resolve")
+    assert [(e.user, e.source, e.outcome) for e in entries] == [
+        ("carol", None, "refused"),
+        ("bob", "bot", "ok"),
+        ("alice", "personal", "ok"),
+        ("alice", "bot", "ok"),
+    ]
+    personal = entries[2]
     assert isinstance(personal, AuditEntry)
     assert (personal.tenant, personal.tracker, personal.scope, personal.matched_url) == (
         "acme",
@@ -194,13 +199,13 @@ def test_query_filters(resolver: Resolver, db: SQLiteDatabase) -> None:
         resolver.resolve("alice", tracker)
     resolver.resolve("alice", other)
     resolver.resolve("bob", tracker)
-    assert len(audit_db.query(user="alice")) == 4
-    assert len(audit_db.query(user="alice", tenant="globex")) == 1
-    assert len(audit_db.query(tracker="main")) == 4
+    assert len(audit_db.query(user="alice", action="resolve")) == 4
+    assert len(audit_db.query(user="alice", tenant="globex", action="resolve")) == 1
+    assert len(audit_db.query(tracker="main")) == 5  # the tracker's addition too
     assert len(audit_db.query(source="personal")) == 0
     assert len(audit_db.query(limit=2)) == 2
     assert audit_db.query(since=datetime.now(timezone.utc) + timedelta(hours=1)) == []
-    assert len(audit_db.query(until=datetime.now(timezone.utc) + timedelta(hours=1))) == 5
+    assert len(audit_db.query(until=datetime.now(timezone.utc) + timedelta(hours=1), action="resolve")) == 5
     with pytest.raises(InvalidInputError):
         audit_db.query(limit=0)
 
@@ -250,9 +255,9 @@ def test_buffered_entries_are_written_on_close(tmp_path: Path, keyring: KeyRing)
         resolver = Resolver(db.directory, db.tokens, plugins=_plugins())
         resolver.plugins.register(db.audit.observer())
         resolver.resolve("alice", make_tracker())
-        assert db._core.read_one("SELECT count(*) FROM audit")[0] == 0
+        assert db._core.read_one("SELECT count(*) FROM audit WHERE action = 'resolve'")[0] == 0
     with SQLiteDatabase(path, keyring) as db:
-        assert db.audit.count() == 1
+        assert len(db.audit.query(action="resolve")) == 1
 
 
 def _plugins() -> Plugins:

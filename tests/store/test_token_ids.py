@@ -41,8 +41,8 @@ def test_a_deleted_tokens_id_is_not_given_to_the_next_token(db: SQLiteDatabase) 
     bob = resolver.tokens.set("bob", TRACKER_URL, creds("bob-token"), scope="acme")
     resolver.resolve("bob", make_tracker(bot=None))
     assert bob.id != alice.id
-    assert [entry.user for entry in db.audit.query(token_id=bob.id)] == ["bob"]
-    assert [entry.user for entry in db.audit.query(token_id=alice.id)] == ["alice"]
+    assert [entry.user for entry in db.audit.query(token_id=bob.id, action="resolve")] == ["bob"]
+    assert [entry.user for entry in db.audit.query(token_id=alice.id, action="resolve")] == ["alice"]
 
 
 def test_even_the_highest_id_is_not_reused_after_reopening(db_path: Path, keyring: KeyRing) -> None:
@@ -67,26 +67,34 @@ def test_a_version_1_database_migrates_keeping_ids_and_data(
         patch.setattr(_sqlite_base, "SCHEMA_VERSION", 1)
         with SQLiteDatabase(db_path, keyring) as db:
             assert db.schema_version == 1
-            db.directory.add_member("alice", "acme")
-            db.directory.add_member("carol", "acme")
-            db.directory.add_tracker(make_tracker())
             ids = {
                 owner: db.tokens.put(owner, TRACKER_URL, "acme", creds(f"{owner}-token"), now=NOW).id
                 for owner in ("alice", "bob", "carol")
             }
-            resolver = _resolver(db)
-            resolver.resolve("carol", make_tracker())  # an audit entry naming carol's token (the highest id)
+            # Rows as version 1 wrote them (this code writes version 3 audit entries).
+            def version_1_rows(conn: sqlite3.Connection) -> None:
+                conn.execute("INSERT INTO tenants (id, created_at) VALUES ('acme', 'x')")
+                conn.execute(
+                    "INSERT INTO members (user, tenant, added_at) VALUES ('alice', 'acme', 'x'), ('carol', 'acme', 'x')"
+                )
+                conn.execute(  # an audit entry naming carol's token (the highest id)
+                    "INSERT INTO audit (at, user, tenant, tracker, source, token_id, scope, matched_url)"
+                    " VALUES (?, 'carol', 'acme', 'main', 'personal', ?, 'acme', ?)",
+                    (NOW.isoformat(), ids["carol"], TRACKER_URL),
+                )
+
+            db._core.write(version_1_rows, "write version 1 rows")
             db.tokens.delete("carol", TRACKER_URL, "acme")
             db.tokens.delete("bob", TRACKER_URL, "acme")
             before = db.dump()
     assert "AUTOINCREMENT" not in _table_sql(db_path, "tokens").upper()
 
     with SQLiteDatabase(db_path, keyring) as db:
-        assert db.schema_version == _sqlite_base.SCHEMA_VERSION == 2
+        assert db.schema_version == _sqlite_base.SCHEMA_VERSION
         after = db.dump()
         assert after["tokens"] == before["tokens"]  # same ids, same rows, blobs untouched
-        assert {table: rows for table, rows in after.items() if table != "schema"} == {
-            table: rows for table, rows in before.items() if table != "schema"
+        assert {table: rows for table, rows in after.items() if table not in ("schema", "audit")} == {
+            table: rows for table, rows in before.items() if table not in ("schema", "audit")
         }
         token = db.tokens.get("alice", TRACKER_URL, "acme")
         assert token is not None and token.id == ids["alice"] and token.credentials is not None

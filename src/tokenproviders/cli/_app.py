@@ -25,6 +25,7 @@ import click
 
 from .. import __version__
 from .._printable import printable
+from ..audit import acting
 from ..errors import InvalidCredentialsError, InvalidInputError, TokenProvidersError
 from ..model import ALL_TENANTS, Secret, check_scope
 from ..trackertype import TrackerType
@@ -281,15 +282,40 @@ def get_config(ctx: click.Context | None = None) -> CLIConfig:
     return config
 
 
+def os_account() -> str | None:
+    """The operating-system account running the command: the principal of its audit entries.
+
+    Read from the effective uid where there is one (not from ``$USER``, which anyone can set);
+    ``None`` if the system names no account.
+    """
+    try:
+        import pwd
+
+        name = pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        import getpass
+
+        try:
+            name = getpass.getuser()
+        except (ImportError, KeyError, OSError):
+            return None
+    return name if 0 < len(name) <= 200 and name.isprintable() and name.strip() == name else None
+
+
 def pass_session(function: Callable[Concatenate[Session, P], R]) -> Callable[P, R]:
-    """Open the data directory for the command (first argument) and close it when it ends."""
+    """Open the data directory for the command (first argument) and close it when it ends.
+
+    The command is one audited action: its audit entries name the operating-system account as
+    principal and share one correlation id.
+    """
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = click.get_current_context()
         session = open_session(get_config(ctx))
         ctx.call_on_close(session.close)
-        return function(session, *args, **kwargs)
+        with acting(principal=os_account()):
+            return function(session, *args, **kwargs)
 
     return wrapper
 

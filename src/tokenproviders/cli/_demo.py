@@ -267,16 +267,18 @@ def demo(ctx: click.Context) -> None:
             console.print(f"   [bold red]refused[/] (exit code 4): {exc.message}")
             console.print("   No token of any kind was looked at, and the bot was not used either.")
 
-        _step(console, 8, "The audit trail: every resolution, never a secret", "tokenproviders audit")
+        _step(console, 8, "The audit trail: every action, refusals included, never a secret", "tokenproviders audit")
         session.db.flush()
-        trail = table(None, "when", "user", "tenant", "tracker", "source", "token")
+        trail = table(None, "when", "action", "outcome", "user", "tenant", "tracker", "source", "token")
         for entry in session.db.audit.query(limit=20):
             trail.add_row(
                 entry.at.strftime("%H:%M:%S"),
-                entry.user,
-                entry.tenant,
-                entry.tracker,
-                entry.source,
+                entry.action,
+                entry.outcome,
+                entry.user or "-",
+                entry.tenant or "-",
+                entry.tracker or "-",
+                entry.source or "-",
                 f"#{entry.token_id}" if entry.token_id is not None else "-",
             )
         console.print(trail)

@@ -10,7 +10,9 @@ import click
 from rich.text import Text
 
 from .._printable import printable
+from ..audit import ACTIONS, OUTCOMES
 from ..plugins import Plugins
+from ..stores.audit import AuditEntry
 from ._app import cli, get_config, pass_session
 from ._output import echo, emit_json, format_time, join, stdout_console, styled, table
 from ._state import Session
@@ -105,23 +107,42 @@ def parse_since(text: str, now: datetime) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
-def _entry_dict(entry: Any) -> dict[str, Any]:
+def _entry_dict(entry: AuditEntry) -> dict[str, Any]:
     return {
+        "id": entry.id,
         "at": entry.at,
+        "action": entry.action,
+        "outcome": entry.outcome,
         "user": entry.user,
         "tenant": entry.tenant,
         "tracker": entry.tracker,
         "source": entry.source,
-        "scope": getattr(entry, "scope", None),
+        "scope": entry.scope,
         "token_id": entry.token_id,
+        "matched_url": entry.matched_url,
+        "fallback_from": entry.fallback_from,
+        "principal": entry.principal,
+        "correlation_id": entry.correlation_id,
+        "error": entry.error,
+        "detail": entry.detail,
     }
 
 
+def _where(row: dict[str, Any]) -> str:
+    if row["tenant"] is None:
+        return "-"
+    return f"{row['tenant']}/{row['tracker']}" if row["tracker"] is not None else row["tenant"]
+
+
 @cli.command()
-@click.option("--user", "-u", help="Only resolutions for this user.")
+@click.option("--user", "-u", help="Only entries for this user.")
 @click.option("--tenant", "-t", help="Only this tenant.")
 @click.option("--tracker", help="Only this tracker id.")
 @click.option("--source", help="Only this source (personal, bot, ...).")
+@click.option("--action", "-a", type=click.Choice(ACTIONS), help="Only this action (resolve, report, token.set, ...).")
+@click.option("--outcome", "-o", type=click.Choice(OUTCOMES), help="Only this outcome (ok, refused, rejected, ...).")
+@click.option("--principal", help="Only what this principal did (the account that ran the command).")
+@click.option("--correlation-id", "correlation_id", metavar="ID", help="Only the entries of one action (one command).")
 @click.option(
     "--since", metavar="WHEN", help="Only entries since WHEN: an ISO date or date-time, or 30m, 24h, 7d, 2w ago."
 )
@@ -136,29 +157,54 @@ def audit(
     tenant: str | None,
     tracker: str | None,
     source: str | None,
+    action: str | None,
+    outcome: str | None,
+    principal: str | None,
+    correlation_id: str | None,
     since: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """The audit trail: who acted on which tracker, with credentials from which source, when."""
+    """The audit trail: every action on a tracker (resolve, verify, report, comment) with its
+    outcome, refusals included, and every change to tokens, tenants, members, trackers and keys:
+    when, for which user, where, with which credentials, by whom. Never a secret.
+
+    'resolve' is a dry run (action resolve); 'report' is action report. The principal is the
+    operating-system account that ran the command; the entries of one command share a
+    correlation id (--json shows it).
+    """
     start = parse_since(since, session.resolver.now()) if since is not None else None
     entries = session.db.audit.query(
-        user=user, tenant=tenant, tracker=tracker, source=source, since=start, limit=limit
+        user=user,
+        tenant=tenant,
+        tracker=tracker,
+        source=source,
+        since=start,
+        limit=limit,
+        action=action,
+        outcome=outcome,
+        principal=principal,
+        correlation_id=correlation_id,
     )
     rows = [_entry_dict(e) for e in entries]
     if as_json:
         emit_json(rows)
         return
-    grid = table("Audit trail (newest first)", "when", "user", "tenant", "tracker", "source", "token")
+    grid = table(
+        "Audit trail (newest first)", "when", "action", "outcome", "user", "where", "source", "token", "by", "detail"
+    )
     for row in rows:
         grid.add_row(
             format_time(row["at"]),
-            row["user"],
-            row["tenant"],
-            row["tracker"],
-            row["source"],
+            row["action"],
+            row["outcome"] if row["outcome"] == "ok" else styled(row["outcome"], "bold red"),
+            row["user"] or "-",
+            _where(row),
+            row["source"] or "-",
             f"#{row['token_id']}" if row["token_id"] is not None else "-",
+            row["principal"] or "-",
+            row["detail"] or "",
         )
     stdout_console().print(grid)
     if not rows:
-        echo("No resolutions recorded (yet)", err=True)
+        echo("No audit entries (yet)", err=True)

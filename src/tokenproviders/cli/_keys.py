@@ -54,6 +54,10 @@ def keys_generate(session: Session, key_id: str | None, no_primary: bool) -> Non
     # Read, add and write under the key file's lock: a concurrent generate or retire waits.
     with KeyRing.edit_key_file(path) as ring:
         new_id = ring.add_key(key_id, primary=not no_primary)
+    # A key-file operation: recorded in the database this command opened.
+    session.db.audit.record_change(
+        "key.generate", detail=f"key {new_id} added to {path}{' as the primary key' if not no_primary else ''}"
+    )
     click.echo(f"Added key {new_id} to {path}{' as the primary key' if not no_primary else ''}")
     if not no_primary:
         click.echo("Re-seal the stored secrets under it with: tokenproviders keys rotate")

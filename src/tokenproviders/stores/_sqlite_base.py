@@ -55,12 +55,21 @@ from .._private_files import create_private, publish, refuse_loose_mode, tempora
 from ..crypto import KeyRing
 from ..errors import ConfigurationError, InvalidInputError, MissingKeyError, StoreError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "SQLiteCore", "to_db_time", "from_db_time", "utc_now"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "MIGRATIONS",
+    "AUDIT_COLUMNS",
+    "AUDIT_INSERT",
+    "SQLiteCore",
+    "to_db_time",
+    "from_db_time",
+    "utc_now",
+]
 
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
 #: The schema version this code writes; ``PRAGMA user_version`` holds the database's.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: ``MIGRATIONS[n]`` takes a database from version ``n - 1`` to ``n``. Append, never edit.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -168,7 +177,61 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(token_id) FROM audit), 0),"
         " coalesce((SELECT max(id) FROM tokens), 0)) WHERE name = 'tokens'",
     ),
+    # The audit trail records every action with its outcome, refusals and admin changes (which
+    # name no tracker, or no user), by whom and grouped by correlation id. Rebuilt with
+    # nullable columns; entries of version 2 were all successful resolutions. Entry ids are
+    # never reused (AUTOINCREMENT), even after retention removed every entry.
+    3: (
+        """CREATE TABLE audit_v3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            user TEXT,
+            tenant TEXT,
+            tracker TEXT,
+            source TEXT,
+            token_id INTEGER,
+            scope TEXT,
+            matched_url TEXT,
+            fallback_from TEXT,
+            principal TEXT,
+            correlation_id TEXT,
+            error TEXT,
+            detail TEXT
+        )""",
+        "INSERT INTO audit_v3 (id, at, action, outcome, user, tenant, tracker, source, token_id, scope, matched_url,"
+        " fallback_from) SELECT id, at, 'resolve', 'ok', user, tenant, tracker, source, token_id, scope, matched_url,"
+        " fallback_from FROM audit",
+        "DROP TABLE audit",
+        "ALTER TABLE audit_v3 RENAME TO audit",
+        "CREATE INDEX audit_by_time ON audit (at)",
+        "CREATE INDEX audit_by_user ON audit (user, id)",
+        "CREATE INDEX audit_by_correlation ON audit (correlation_id, id) WHERE correlation_id IS NOT NULL",
+    ),
 }
+
+#: The audit table's columns as written, in the order of the rows ``SQLiteCore.buffer_audit`` takes.
+AUDIT_COLUMNS: Final = (
+    "at",
+    "action",
+    "outcome",
+    "user",
+    "tenant",
+    "tracker",
+    "source",
+    "token_id",
+    "scope",
+    "matched_url",
+    "fallback_from",
+    "principal",
+    "correlation_id",
+    "error",
+    "detail",
+)
+AUDIT_INSERT: Final = (
+    f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})"  # noqa: S608 - constant SQL
+)
 
 #: Tables in a stable order, with the column they are ordered by in dumps.
 TABLES: Final = (
@@ -793,11 +856,7 @@ class SQLiteCore:
             dropped, self._dropped = self._dropped, 0
         try:
             if audit:
-                conn.executemany(
-                    "INSERT INTO audit (at, user, tenant, tracker, source, token_id, scope,"
-                    " matched_url, fallback_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    audit,
-                )
+                conn.executemany(AUDIT_INSERT, audit)
             if used:
                 conn.executemany(
                     "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"

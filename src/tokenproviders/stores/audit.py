@@ -1,9 +1,18 @@
-"""The audit trail: every resolution, recorded in the token database, never a secret.
+"""The audit trail: every action, refusal and admin change, in the token database, never a secret.
 
-:meth:`AuditLog.observer` returns a plugin whose ``tokenproviders_resolved`` hook records each
-resolution: when, which user, tenant, tracker and source, and which personal token (id, scope,
-matched URL), plus why a personal token was skipped under a fallback policy. Credentials are
-never read. Entries are buffered and written in batches so the resolve path stays fast and
+:meth:`AuditLog.observer` returns a plugin whose ``tokenproviders_audit`` hook records each
+:class:`~tokenproviders.AuditEvent` of a resolver: resolve, verify, report and comment, and
+personal tokens set and deleted, each with its outcome (``ok``, ``refused``, ``rejected``,
+``unavailable``, or the kind of error), also when it failed. The database's own admin changes
+(tenants, memberships and trackers changed through
+:class:`~tokenproviders.stores.sqlite_directory.SQLiteDirectory`, keys rotated and retired) are
+written into the same trail by the database itself, in the transaction that makes the change,
+whether or not the observer is registered. Each entry says when (UTC, to the microsecond), what,
+how it ended, for which user, tenant and tracker, with which credentials (source, personal
+token id, scope and matched URL, never a secret), by whom (``principal``) and as part of which
+user action (``correlation_id``), both from :func:`tokenproviders.acting`.
+
+Events from the resolver are buffered and written in batches so the resolve path stays fast and
 never waits for another process's write lock (see
 :class:`~tokenproviders.stores.sqlite.SQLiteDatabase`'s ``flush_size`` and ``flush_interval``,
 and ``tokenproviders.stores._sqlite_base`` for the details): a timer writes them within
@@ -15,6 +24,8 @@ applied on every write. Obtain it as ``SQLiteDatabase(...).audit``::
 
     resolver.plugins.register(db.audit.observer())
     db.audit.query(user="alice", since=datetime(2024, 5, 1, tzinfo=timezone.utc))
+    db.audit.query(outcome="refused")
+    db.audit.query(correlation_id=request_id)   # every call of one user action
 """
 
 from __future__ import annotations
@@ -24,35 +35,83 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..audit import AuditEvent, current_acting
 from ..errors import ConfigurationError, InvalidInputError
 from ..model import Resolution
 from ..plugins import hookimpl
-from ._sqlite_base import SQLiteCore, to_db_time
+from ._sqlite_base import AUDIT_COLUMNS, AUDIT_INSERT, SQLiteCore, to_db_time
 
-__all__ = ["AuditLog", "AuditEntry", "AuditObserver"]
+__all__ = ["AuditLog", "AuditEntry", "AuditObserver", "record_change"]
 
-_COLUMNS = "id, at, user, tenant, tracker, source, token_id, scope, matched_url, fallback_from"
+_COLUMNS = "id, " + ", ".join(AUDIT_COLUMNS)
 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One recorded resolution. ``token_id``, ``scope`` and ``matched_url`` are set for personal
-    tokens; ``fallback_from`` says why a personal token was skipped, if one was."""
+    """One recorded :class:`~tokenproviders.AuditEvent`, with its id in the trail.
+
+    The fields mean what the event's do. ``token_id``, ``scope`` and ``matched_url`` are set
+    for personal tokens; ``fallback_from`` says why a personal token was skipped, if one was.
+    Entries written before schema version 3 are successful resolutions (``action="resolve"``,
+    ``outcome="ok"``) without principal or correlation id.
+    """
 
     id: int
     at: datetime
-    user: str
-    tenant: str
-    tracker: str
-    source: str
+    user: str | None
+    tenant: str | None
+    tracker: str | None
+    source: str | None
     token_id: int | None = None
     scope: str | None = None
     matched_url: str | None = None
     fallback_from: str | None = None
+    action: str = "resolve"
+    outcome: str = "ok"
+    principal: str | None = None
+    correlation_id: str | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+def _row(event: AuditEvent) -> tuple[Any, ...]:
+    """The event as a row of ``AUDIT_COLUMNS``."""
+    return (
+        to_db_time(event.at),
+        event.action,
+        event.outcome,
+        event.user,
+        event.tenant,
+        event.tracker,
+        event.source,
+        event.token_id,
+        event.scope,
+        event.matched_url,
+        event.fallback_from,
+        event.principal,
+        event.correlation_id,
+        event.error,
+        event.detail,
+    )
+
+
+def record_change(core: SQLiteCore, conn: sqlite3.Connection, action: str, **fields: Any) -> None:
+    """Inside the write transaction that makes an admin change: write its audit entry (with
+    the principal and correlation id of the current :func:`~tokenproviders.acting` block) and
+    apply the retention limits. The change and its entry are committed, or rolled back, together."""
+    acting_now = current_acting()
+    if acting_now is not None:
+        fields.setdefault("principal", acting_now.principal)
+        fields.setdefault("correlation_id", acting_now.correlation_id)
+    fields.setdefault("outcome", "ok")
+    event = AuditEvent(action=action, at=core.clock(), **fields)
+    conn.execute(AUDIT_INSERT, _row(event))
+    for hook in core.before_flush:
+        hook(conn)
 
 
 class AuditObserver:
-    """The plugin object that records resolutions into an :class:`AuditLog`."""
+    """The plugin object that records audit events into an :class:`AuditLog`."""
 
     def __init__(self, log: AuditLog) -> None:
         self.log = log
@@ -61,12 +120,12 @@ class AuditObserver:
         return f"AuditObserver({self.log!r})"
 
     @hookimpl
-    def tokenproviders_resolved(self, resolution: Resolution) -> None:
-        self.log.record(resolution)
+    def tokenproviders_audit(self, event: AuditEvent) -> None:
+        self.log.record(event)
 
 
 class AuditLog:
-    """Resolutions recorded in the token database, with bounded retention and a query API."""
+    """Audit events recorded in the token database, with bounded retention and a query API."""
 
     def __init__(
         self,
@@ -93,21 +152,39 @@ class AuditLog:
         """A plugin to register: ``resolver.plugins.register(db.audit.observer())``."""
         return AuditObserver(self)
 
-    def record(self, resolution: Resolution) -> None:
-        """Buffer one resolution (written with the next flush)."""
-        tracker = resolution.tracker
-        self._core.buffer_audit(
-            (
-                to_db_time(self._core.clock()),
-                resolution.user,
-                tracker.tenant,
-                tracker.id,
-                resolution.source,
-                resolution.token_id,
-                resolution.scope,
-                resolution.matched_url,
-                resolution.fallback_from,
+    def record(self, event: AuditEvent | Resolution) -> None:
+        """Buffer one event (written with the next flush). A
+        :class:`~tokenproviders.Resolution` is recorded as a successful ``resolve``."""
+        if isinstance(event, Resolution):
+            tracker = event.tracker
+            acting_now = current_acting()
+            event = AuditEvent(
+                "resolve",
+                "ok",
+                self._core.clock(),
+                user=event.user,
+                tenant=tracker.tenant,
+                tracker=tracker.id,
+                source=event.source,
+                token_id=event.token_id,
+                scope=event.scope,
+                matched_url=event.matched_url,
+                fallback_from=event.fallback_from,
+                principal=acting_now.principal if acting_now is not None else None,
+                correlation_id=acting_now.correlation_id if acting_now is not None else None,
             )
+        elif not isinstance(event, AuditEvent):
+            raise InvalidInputError(f"record() takes an AuditEvent, not {type(event).__name__}")
+        self._core.buffer_audit(_row(event))
+
+    def record_change(self, action: str, *, outcome: str = "ok", **fields: Any) -> None:
+        """Write the entry of an admin change now, in its own transaction: for changes made
+        outside the database, such as a key added to a key file (``action="key.generate"``).
+        ``fields`` are those of :class:`~tokenproviders.AuditEvent`; principal and correlation
+        id default to those of the current :func:`~tokenproviders.acting` block."""
+        self._core.write(
+            lambda conn: record_change(self._core, conn, action, outcome=outcome, **fields),
+            "record an admin change in the audit trail",
         )
 
     def flush(self) -> None:
@@ -145,10 +222,20 @@ class AuditLog:
         until: datetime | None = None,
         token_id: int | None = None,
         limit: int = 100,
+        *,
+        action: str | None = None,
+        outcome: str | None = None,
+        principal: str | None = None,
+        correlation_id: str | None = None,
     ) -> list[AuditEntry]:
-        """Entries matching every given filter, newest first, at most ``limit``.
+        """Entries matching every given filter, newest first (by the time of the event, so an
+        entry buffered before a later one was written directly still comes before it), at most
+        ``limit``.
 
-        ``since`` is inclusive and ``until`` exclusive (timezone-aware datetimes).
+        ``since`` is inclusive and ``until`` exclusive (timezone-aware datetimes). ``action``
+        and ``outcome`` take the words of :data:`~tokenproviders.audit.ACTIONS` and
+        :data:`~tokenproviders.audit.OUTCOMES`; ``correlation_id`` finds every call of one user
+        action.
         """
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInputError("limit must be a positive integer")
@@ -161,6 +248,10 @@ class AuditLog:
             ("tracker", tracker),
             ("source", source),
             ("token_id", token_id),
+            ("action", action),
+            ("outcome", outcome),
+            ("principal", principal),
+            ("correlation_id", correlation_id),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -172,7 +263,29 @@ class AuditLog:
             clauses.append("at < ?")
             params.append(to_db_time(until))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._core.read(f"SELECT {_COLUMNS} FROM audit{where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - constant SQL, values bound
-        return [
-            AuditEntry(row[0], datetime.fromisoformat(row[1]), *row[2:]) for row in rows
-        ]
+        sql = f"SELECT {_COLUMNS} FROM audit{where} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608 - values bound
+        rows = self._core.read(sql, (*params, limit))
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: Any) -> AuditEntry:
+    (entry_id, at, action, outcome, user, tenant, tracker, source, token_id, scope, matched_url, fallback_from,
+     principal, correlation_id, error, detail) = row  # fmt: skip
+    return AuditEntry(
+        id=entry_id,
+        at=datetime.fromisoformat(at),
+        user=user,
+        tenant=tenant,
+        tracker=tracker,
+        source=source,
+        token_id=token_id,
+        scope=scope,
+        matched_url=matched_url,
+        fallback_from=fallback_from,
+        action=action,
+        outcome=outcome,
+        principal=principal,
+        correlation_id=correlation_id,
+        error=error,
+        detail=detail,
+    )

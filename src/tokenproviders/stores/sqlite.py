@@ -27,10 +27,12 @@ The schema (``PRAGMA user_version`` is its version; ``dump()`` returns the same 
     members(user, tenant, added_at)                         PRIMARY KEY (user, tenant)
     trackers(row_id, tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle,
              bot_username, bot_secret, key_id, created_at, updated_at)   UNIQUE (tenant, id)
-    audit(id, at, user, tenant, tracker, source, token_id, scope, matched_url, fallback_from)
+    audit(id, at, action, outcome, user, tenant, tracker, source, token_id, scope, matched_url,
+          fallback_from, principal, correlation_id, error, detail)
 
 Token ids are ``AUTOINCREMENT`` (schema version 2): an id is never given to another token after
-its token is deleted, so audit entries that name it stay unambiguous. Times are UTC ISO-8601 text
+its token is deleted, so audit entries that name it stay unambiguous; audit entry ids neither
+(schema version 3). Times are UTC ISO-8601 text
 with microseconds. ``secret`` and ``bot_secret`` are sealed blobs.
 To compare a database before and after an operation from a shell:
 ``sqlite3 tokens.db .dump`` (or ``SQLiteDatabase.dump()`` in Python).
@@ -60,7 +62,7 @@ from ..errors import (
 )
 from ..model import Credentials, PersonalToken, TokenInfo, _make_personal_token, _trusted_credentials
 from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, to_db_time, utc_now
-from .audit import AuditEntry, AuditLog
+from .audit import AuditEntry, AuditLog, record_change
 from .sqlite_directory import SQLiteDirectory
 
 __all__ = [
@@ -700,12 +702,16 @@ class SQLiteDatabase:
                 (key_id,),
             ).fetchone()[0]
             if used:
+                record_change(
+                    self._core, conn, "key.retire", outcome="refused", detail=f"key {key_id} still seals {used} row(s)"
+                )
                 return int(used)
             conn.execute(
                 "INSERT INTO keys (key_id, check_value, added_at, retired_at) VALUES (?1, ?2, ?3, ?3)"
                 " ON CONFLICT (key_id) DO UPDATE SET retired_at = coalesce(retired_at, ?3)",
                 (key_id, check, now),
             )
+            record_change(self._core, conn, "key.retire", detail=f"key {key_id} retired")
             return 0
 
         used = self._core.write(run, "retire a key")
@@ -787,6 +793,13 @@ class SQLiteDatabase:
                         progress(RotationProgress(processed, failed, max(total - processed - failed - conflicts, 0)))
         after_status = self.key_status()
         remaining = sum(rows for key_id, rows in after_status.items() if key_id != primary)
+        if total or failed or processed:  # a run that had nothing to do leaves no trace
+            self.audit.record_change(
+                "key.rotate",
+                outcome="unreadable" if failed else "ok",
+                detail=f"{processed} row(s) re-sealed under key {primary}, {failed} failed,"
+                f" {conflicts} changed concurrently, {remaining} remaining",
+            )
         if processed:
             self._checkpoint()
         report = RotationReport(

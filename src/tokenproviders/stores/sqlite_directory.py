@@ -14,6 +14,10 @@ key, a damaged or moved blob) so fails only where that tracker's bot credentials
 a :class:`~tokenproviders.errors.SecretUnreadableError` naming the tracker; every other tracker
 of the tenant, ``trackers_for`` and storing personal tokens keep working, and the tracker's bot
 credentials can be set again. ``get_tracker`` opens the secret at once.
+
+Every change (a tenant added or removed, a membership granted or revoked, a tracker added,
+changed or removed) writes its entry into the database's audit trail in the same transaction,
+with the principal and correlation id of the current :func:`tokenproviders.acting` block.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..errors import InvalidInputError, SecretUnreadableError, StoreError, Token
 from ..model import Credentials, Secret, Tracker, _check_id, check_tenant_id, check_user_id
 from ..urls import normalize_url
 from ._sqlite_base import SQLiteCore, to_db_time
+from .audit import record_change
 
 __all__ = ["SQLiteDirectory", "SealedBotSecret", "bot_aad"]
 
@@ -38,6 +43,51 @@ logger = logging.getLogger("tokenproviders.stores.sqlite")
 _TRACKER_COLUMNS: Final = (
     "tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle, bot_username, bot_secret, row_id"
 )
+
+
+#: What ``_tracker_values`` returns, and the columns a change is described by (same order).
+_CHANGE_COLUMNS: Final = "type, base_url, api_url, name, options, verify_tls, ca_bundle, bot_username, bot_secret"
+_CHANGE_NAMES: Final = ("type", "base_url", "api_url", "name", "options", "verify_tls", "ca_bundle", "bot_username")
+#: Settings whose new value an audit entry shows (where the secrets go, and how).
+_SHOWN: Final = frozenset({"type", "base_url", "api_url", "verify_tls", "ca_bundle"})
+
+
+def _setting(name: str, value: Any) -> str:
+    if name == "verify_tls":
+        return f"verify_tls={bool(value)}"
+    return f"{name}={value if value is not None else 'none'}"
+
+
+def _describe_new(values: tuple[Any, ...]) -> str:
+    """An audit detail for a new tracker: where it points, and whether it has bot credentials."""
+    shown = [_setting(name, value) for name, value in zip(_CHANGE_NAMES, values, strict=False) if name in _SHOWN]
+    bot = "with bot credentials" if values[8] is not None else "without bot credentials"
+    return f"{' '.join(shown)}; {bot}"
+
+
+def _describe_change(keyring: KeyRing, tracker: Tracker, old: Sequence[Any], values: tuple[Any, ...]) -> str:
+    """An audit detail for a changed tracker: which settings changed (new values of those that
+    decide where secrets go), and what happened to its bot credentials."""
+    words: list[str] = []
+    for index, name in enumerate(_CHANGE_NAMES):
+        before, after = old[index], values[index]
+        if name == "verify_tls":
+            before, after = bool(before), bool(after)
+        if before != after:
+            words.append(_setting(name, after) if name in _SHOWN else f"{name} changed")
+    bot = tracker.bot_credentials
+    if bot is not None and old[8] is None:
+        words.append("bot credentials added")
+    elif bot is None and old[8] is not None:
+        words.append("bot credentials removed")
+    elif bot is not None:
+        try:  # compared sealed to sealed would always differ (a fresh nonce each time)
+            same = _open_bot_secret(keyring, old[8], tracker.tenant, tracker.id) == bot.api_password
+        except SecretUnreadableError:
+            same = False
+        if not same:
+            words.append("bot password replaced")
+    return "; ".join(words) or "nothing changed"
 
 
 def bot_aad(tenant: str, tracker_id: str) -> AssociatedData:
@@ -234,15 +284,18 @@ class SQLiteDirectory:
         """Create a tenant; returns ``False`` if it already existed (nothing changes then)."""
         check_tenant_id(tenant)
         now = to_db_time(self._core.clock())
-        return bool(
-            self._core.write(
-                lambda conn: conn.execute(
-                    "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (tenant, name, now),
-                ).rowcount,
-                "add a tenant",
-            )
-        )
+
+        def run(conn: sqlite3.Connection) -> bool:
+            added = conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (tenant, name, now),
+            ).rowcount
+            if added:
+                record_change(self._core, conn, "tenant.add", tenant=tenant)
+            return bool(added)
+
+        added: bool = self._core.write(run, "add a tenant")
+        return added
 
     def list_tenants(self) -> list[str]:
         return [row[0] for row in self._core.read("SELECT id FROM tenants ORDER BY id")]
@@ -264,6 +317,13 @@ class SQLiteDirectory:
                 "tokens": conn.execute("DELETE FROM tokens WHERE scope = ?", (tenant,)).rowcount,
             }
             conn.execute("DELETE FROM tenants WHERE id = ?", (tenant,))
+            record_change(
+                self._core,
+                conn,
+                "tenant.remove",
+                tenant=tenant,
+                detail=", ".join(f"{count} {what} removed" for what, count in counts.items()),
+            )
             return counts
 
         counts: dict[str, int] = self._core.write(run, "remove a tenant")
@@ -278,15 +338,22 @@ class SQLiteDirectory:
         now = to_db_time(self._core.clock())
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (tenant, now)
-            )
-            conn.execute(
+            self._add_tenants(conn, [tenant], now)
+            if conn.execute(
                 "INSERT INTO members (user, tenant, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (user, tenant, now),
-            )
+            ).rowcount:
+                record_change(self._core, conn, "member.grant", user=user, tenant=tenant)
 
         self._core.write(run, "add a member")
+
+    def _add_tenants(self, conn: sqlite3.Connection, tenants: Iterable[str], now: str) -> None:
+        """Create the tenants that do not exist yet (each audited as ``tenant.add``)."""
+        for tenant in tenants:
+            if conn.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (tenant, now)
+            ).rowcount:
+                record_change(self._core, conn, "tenant.add", tenant=tenant)
 
     def add_members(self, memberships: Iterable[tuple[str, str]]) -> int:
         """Authorize many ``(user, tenant)`` pairs in one transaction (bulk import); returns
@@ -295,14 +362,15 @@ class SQLiteDirectory:
         now = to_db_time(self._core.clock())
 
         def run(conn: sqlite3.Connection) -> int:
-            conn.executemany(
-                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                [(tenant, now) for tenant in {tenant for _, tenant in pairs}],
-            )
-            added: int = conn.executemany(
-                "INSERT INTO members (user, tenant, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(user, tenant, now) for user, tenant in pairs],
-            ).rowcount
+            self._add_tenants(conn, sorted({tenant for _, tenant in pairs}), now)
+            added = 0
+            for user, tenant in pairs:  # one by one: each new membership is audited
+                if conn.execute(
+                    "INSERT INTO members (user, tenant, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (user, tenant, now),
+                ).rowcount:
+                    record_change(self._core, conn, "member.grant", user=user, tenant=tenant)
+                    added += 1
             return added
 
         added: int = self._core.write(run, "add members")
@@ -310,14 +378,15 @@ class SQLiteDirectory:
 
     def remove_member(self, user: str, tenant: str) -> bool:
         """Revoke ``user``'s membership of ``tenant`` at once; ``False`` if there was none."""
-        return bool(
-            self._core.write(
-                lambda conn: conn.execute(
-                    "DELETE FROM members WHERE user = ? AND tenant = ?", (user, tenant)
-                ).rowcount,
-                "remove a member",
-            )
-        )
+
+        def run(conn: sqlite3.Connection) -> bool:
+            removed = conn.execute("DELETE FROM members WHERE user = ? AND tenant = ?", (user, tenant)).rowcount
+            if removed:
+                record_change(self._core, conn, "member.revoke", user=user, tenant=tenant)
+            return bool(removed)
+
+        revoked: bool = self._core.write(run, "remove a member")
+        return revoked
 
     def members_of(self, tenant: str) -> list[str]:
         return [row[0] for row in self._core.read("SELECT user FROM members WHERE tenant = ? ORDER BY user", (tenant,))]
@@ -356,10 +425,7 @@ class SQLiteDirectory:
 
         def run(conn: sqlite3.Connection) -> None:
             self._refuse_retired(conn, values)
-            conn.execute(
-                "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                (tracker.tenant, now),
-            )
+            self._add_tenants(conn, [tracker.tenant], now)
             exists = conn.execute(
                 "SELECT 1 FROM trackers WHERE tenant = ? AND id = ?", (tracker.tenant, tracker.id)
             ).fetchone()
@@ -377,6 +443,14 @@ class SQLiteDirectory:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (tracker.tenant, tracker.id, *values, now, now),
                 )
+                record_change(
+                    self._core,
+                    conn,
+                    "tracker.add",
+                    tenant=tracker.tenant,
+                    tracker=tracker.id,
+                    detail=_describe_new(values),
+                )
 
         self._core.write(run, "add a tracker")
 
@@ -386,12 +460,27 @@ class SQLiteDirectory:
 
     def _update(self, conn: sqlite3.Connection, tracker: Tracker, values: tuple[Any, ...], now: str) -> int:
         self._refuse_retired(conn, values)
+        old = conn.execute(
+            f"SELECT {_CHANGE_COLUMNS} FROM trackers WHERE tenant = ? AND id = ?",  # noqa: S608 - constant SQL
+            (tracker.tenant, tracker.id),
+        ).fetchone()
+        if old is None:
+            return 0
         changed: int = conn.execute(
             "UPDATE trackers SET type = ?, base_url = ?, api_url = ?, name = ?, options = ?, verify_tls = ?,"
             " ca_bundle = ?, bot_username = ?, bot_secret = ?, key_id = ?, updated_at = ?"
             " WHERE tenant = ? AND id = ?",
             (*values, now, tracker.tenant, tracker.id),
         ).rowcount
+        if changed:
+            record_change(
+                self._core,
+                conn,
+                "tracker.change",
+                tenant=tracker.tenant,
+                tracker=tracker.id,
+                detail=_describe_change(self._core.keyring, tracker, old, values),
+            )
         return changed
 
     def update_tracker(self, tracker: Tracker) -> None:
@@ -402,12 +491,15 @@ class SQLiteDirectory:
             raise UnknownTrackerError(f"tenant {tracker.tenant!r} has no tracker {tracker.id!r}")
 
     def remove_tracker(self, tenant: str, tracker_id: str) -> None:
-        removed = self._core.write(
-            lambda conn: conn.execute(
+        def run(conn: sqlite3.Connection) -> int:
+            removed: int = conn.execute(
                 "DELETE FROM trackers WHERE tenant = ? AND id = ?", (tenant, tracker_id)
-            ).rowcount,
-            "remove a tracker",
-        )
+            ).rowcount
+            if removed:
+                record_change(self._core, conn, "tracker.remove", tenant=tenant, tracker=tracker_id)
+            return removed
+
+        removed = self._core.write(run, "remove a tracker")
         if not removed:
             raise UnknownTrackerError(f"tenant {tenant!r} has no tracker {tracker_id!r}")
 
