@@ -25,6 +25,7 @@ from tokenproviders import (
     Secret,
     Tracker,
 )
+from tokenproviders.stores.rows import TokenRow
 from tokenproviders.testing import printed_with_locals
 from tokenproviders.urls import normalize_url
 
@@ -222,7 +223,7 @@ def _row_values(value: object) -> Iterator[bytes]:
 
 
 def _stored_in_the_clear(store: MemoryTokenStore, plaintext: str) -> bool:
-    rows = vars(store)["_tokens"]
+    rows = vars(store.backend)["_rows"]
     assert len(rows) == 1
     return any(plaintext.encode("utf-8") in value for value in _row_values(rows))
 
@@ -238,6 +239,9 @@ def test_the_default_store_seals_tokens_in_memory(world: World) -> None:
 
 
 def test_the_row_check_finds_a_token_kept_unsealed(world: World) -> None:
-    resolver = Resolver(world.directory, MemoryTokenStore(), plugins=world.plugins, clock=world.clock)
-    resolver.tokens.set("alice", world.acme_repo.url, creds("alice-unsealed-secret"), scope="acme")
-    assert _stored_in_the_clear(resolver.store, "alice-unsealed-secret")  # type: ignore[arg-type]
+    # A backend row holding the plaintext where the blob belongs: the check above must see it.
+    store = MemoryTokenStore()
+    now = world.clock()
+    row = TokenRow(0, "alice", world.acme_repo.url, "acme", "", None, now, now, 1, "k", None, b"alice-unsealed-secret")
+    store.backend.put(row, expected_version=None)
+    assert _stored_in_the_clear(store, "alice-unsealed-secret")

@@ -103,8 +103,8 @@ def test_mark_used(store: TokenStore) -> None:
 
 def test_sealed_stores_record_the_key_id(store: TokenStore, keyring: KeyRing) -> None:
     info = store.put("alice", URL, "acme", creds("a"), now=NOW)
-    sealed = not (isinstance(store, MemoryTokenStore) and store.keyring is None)
-    assert info.key_id == (keyring.primary_id if sealed else None)
+    # A memory store given no key ring seals with its own ephemeral key.
+    assert info.key_id == (store.keyring if isinstance(store, MemoryTokenStore) else keyring).primary_id
 
 
 def test_lookup_of_an_unreadable_secret_names_the_token(db: SQLiteDatabase) -> None:
@@ -124,20 +124,22 @@ def test_lookup_of_an_unreadable_secret_names_the_token(db: SQLiteDatabase) -> N
 def test_memory_store_seals_like_the_sqlite_store(db: SQLiteDatabase, keyring: KeyRing) -> None:
     memory = MemoryTokenStore(keyring=keyring)
     memory.put("alice", URL, "acme", creds("same-format"), now=NOW)
-    [entry] = memory._tokens.values()
-    assert entry.sealed is not None and entry.secret is None
+    [entry] = memory.backend.scan()
     aad = AssociatedData.for_token(owner="alice", scope="acme", url=URL, field="api_password")
-    assert keyring.open(entry.sealed, aad) == "same-format"
+    assert keyring.open(entry.secret, aad) == "same-format"
     db.tokens.put("alice", URL, "acme", creds("same-format"), now=NOW)
     [row] = db._core.read("SELECT secret FROM tokens")
-    assert row[0][:4] == entry.sealed[:4]  # same header: version, key id
+    assert row[0][:4] == entry.secret[:4]  # same header: version, key id
     assert keyring.open(row[0], aad) == "same-format"
 
 
-def test_memory_store_without_key_still_works_for_unit_tests() -> None:
+def test_memory_store_without_key_seals_with_an_ephemeral_key() -> None:
     store = MemoryTokenStore()
-    store.put("alice", URL, "acme", creds("a"), now=NOW)
-    assert "unsealed" in repr(store)
+    store.put("alice", URL, "acme", creds("plain-canary"), now=NOW)
+    assert "'ephemeral'" in repr(store)
+    [entry] = store.backend.scan()
+    assert b"plain-canary" not in entry.secret
+    assert store.get("alice", URL, "acme") == store.lookup("alice", [(URL, "acme")])
 
 
 # -- SQLite specifics ---------------------------------------------------------------------

@@ -16,9 +16,20 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ..model import Credentials, PersonalToken, TokenInfo
-from .memory import MemoryTokenStore
+from .memory import MemoryRows, MemoryTokenStore
+from .rows import RowBackend, TokenRow
+from .sealed import RotationProgress, RotationReport, SealedTokenStore
 
-__all__ = ["TokenStore", "MemoryTokenStore"]
+__all__ = [
+    "TokenStore",
+    "MemoryTokenStore",
+    "MemoryRows",
+    "SealedTokenStore",
+    "RowBackend",
+    "TokenRow",
+    "RotationProgress",
+    "RotationReport",
+]
 
 
 @runtime_checkable

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         utc_timestamp,
     )
     from .memory_tracker import MemoryTrackerBackend, MemoryTrackerPlugin, MemoryTrackerType
+    from .store_contract import StoreContract
     from .world import DEFAULT_WORLD, World, build_world, credentials_from, register_on_fake
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "printed_with_locals",
     "register_on_fake",
     "secret_forms",
+    "StoreContract",
     "utc_timestamp",
 ]
 
@@ -117,6 +119,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "utc_timestamp",
     ),
     "memory_tracker": ("MemoryTrackerBackend", "MemoryTrackerPlugin", "MemoryTrackerType"),
+    "store_contract": ("StoreContract",),
     "world": ("DEFAULT_WORLD", "World", "build_world", "credentials_from", "register_on_fake"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
