@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["printable", "UNPRINTABLE", "UNPRINTABLE_IN_LINES"]
+__all__ = ["printable", "UNPRINTABLE", "UNPRINTABLE_IN_LINES", "LONE_SURROGATE"]
 
 #: C0 and C1 controls and DEL; bidirectional marks, embeddings, overrides and isolates; the
 #: line and paragraph separators; lone surrogates (what undecodable bytes in argv become).
@@ -21,6 +21,10 @@ UNPRINTABLE = re.compile(
 UNPRINTABLE_IN_LINES = re.compile(
     "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
+
+#: What bytes that are not UTF-8 become in ``sys.argv`` (surrogateescape): not text, so they
+#: cannot be stored (SQLite, JSON) or sent.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:

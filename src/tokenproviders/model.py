@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal, NoReturn
 
-from ._printable import UNPRINTABLE, printable
+from ._printable import LONE_SURROGATE, UNPRINTABLE, printable
 from .errors import InvalidInputError, InvalidURLError, TrackerRequestError
 from .urls import normalize_url, origin_of
 
@@ -37,6 +37,7 @@ __all__ = [
     "TrackerChoice",
     "check_tenant_id",
     "check_user_id",
+    "MAX_USERNAME_LENGTH",
     "check_scope",
     "describe_scope",
 ]
@@ -45,6 +46,8 @@ __all__ = [
 ALL_TENANTS: Final = "*"
 
 _MAX_ID = 200
+#: The longest ``Credentials.api_username``: a login or e-mail address (254 at most) with room.
+MAX_USERNAME_LENGTH: Final = 1024
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -61,6 +64,13 @@ def _check_id(kind: str, value: object) -> str:
         raise InvalidInputError(f"a {kind} id may have at most {_MAX_ID} characters")
     if _ID_FORBIDDEN.search(value):
         raise InvalidInputError(f"a {kind} id may not contain control characters")
+    if LONE_SURROGATE.search(value):
+        # Not text (bytes that were not UTF-8, decoded with surrogateescape): it can be neither
+        # stored nor sent, and quoting it would break the message too.
+        raise InvalidInputError(
+            f"a {kind} id must be UTF-8 text; '{printable(value)}' holds bytes in another encoding",
+            hint="pass ids as str decoded from UTF-8",
+        )
     return value
 
 
@@ -171,7 +181,11 @@ class Field:
 
 @dataclass(frozen=True)
 class Credentials:
-    """The two credential fields every tracker type uses. The password is always a Secret."""
+    """The two credential fields every tracker type uses. The password is always a Secret.
+
+    ``api_username`` is UTF-8 text of at most :data:`MAX_USERNAME_LENGTH` characters; anything
+    else raises :class:`~tokenproviders.InvalidInputError`.
+    """
 
     api_password: Secret
     api_username: str | None = None
@@ -183,6 +197,19 @@ class Credentials:
             )
         if self.api_username is not None and not isinstance(self.api_username, str):
             raise TypeError("Credentials.api_username must be a str or None")
+        if self.api_username is not None:
+            # Bounded like every stored field (ids, labels, URLs, secrets): it is stored and listed.
+            if len(self.api_username) > MAX_USERNAME_LENGTH:
+                raise InvalidInputError(
+                    f"an api_username may have at most {MAX_USERNAME_LENGTH} characters,"
+                    f" not {len(self.api_username)}",
+                    hint="check that the right value was given",
+                )
+            if LONE_SURROGATE.search(self.api_username):
+                raise InvalidInputError(
+                    "an api_username must be UTF-8 text; it holds bytes in another encoding",
+                    hint="pass it as str decoded from UTF-8",
+                )
         if self.api_username == "":
             object.__setattr__(self, "api_username", None)
 
@@ -445,7 +472,7 @@ class ReportedIssue:
 
     The URL comes from the tracker's answer and is shown to people as a link: anything but a
     plain http(s) URL (``javascript:``, ``data:``, control characters, user-info) raises
-    :class:`~tokenproviders.errors.TrackerRequestError`. The resolver also requires it to be
+    :class:`~tokenproviders.TrackerRequestError`. The resolver also requires it to be
     on the tracker's own origin.
     """
 
@@ -464,7 +491,7 @@ class ReportedIssue:
             )
 
     def require_origin(self, tracker: Tracker) -> None:
-        """Raise :class:`~tokenproviders.errors.TrackerRequestError` unless the URL is on
+        """Raise :class:`~tokenproviders.TrackerRequestError` unless the URL is on
         ``tracker``'s origin (scheme, host and port of its ``base_url``)."""
         origin = origin_of(self.url)
         if origin != origin_of(tracker.url):

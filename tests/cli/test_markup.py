@@ -47,8 +47,10 @@ def marked(world: CLI) -> CLI:
 
 
 def shows(cli: CLI, *args: str) -> str:
-    """The command's stdout and stderr; it must succeed."""
-    result = cli.ok(*args)
+    """The command's stdout and stderr; it must succeed. Printed 200 wide, so no value wraps
+    (pytest-xdist workers have COLUMNS=80)."""
+    result = cli(*args, env={"COLUMNS": None})
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
     return result.stdout + result.stderr
 
 

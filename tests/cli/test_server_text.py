@@ -64,7 +64,10 @@ class Run:
         self.data = data
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
-        return make_runner().invoke(root, ["--data-dir", str(self.data), *args], input=input, obj=CLIConfig())
+        # COLUMNS unset: printed 200 wide, so no value wraps (pytest-xdist workers have COLUMNS=80).
+        return make_runner().invoke(
+            root, ["--data-dir", str(self.data), *args], input=input, obj=CLIConfig(), env={"COLUMNS": None}
+        )
 
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)

@@ -88,6 +88,8 @@ def _full_check_id(value: object) -> str | type[Exception]:
         return InvalidInputError
     if any(ch < "\x20" or ch == "\x7f" for ch in value):
         return InvalidInputError
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # lone surrogates: not UTF-8 text
+        return InvalidInputError
     return value
 
 

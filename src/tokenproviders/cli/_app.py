@@ -18,13 +18,14 @@ import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
 from .. import __version__
-from .._printable import printable
+from .._printable import LONE_SURROGATE, printable
 from ..audit import acting
 from ..errors import InvalidCredentialsError, InvalidInputError, TokenProvidersError
 from ..model import ALL_TENANTS, Secret, check_scope
@@ -51,8 +52,39 @@ PLUGINS_LOGGER = "tokenproviders.plugins"
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def refuse_undecodable(ctx: click.Context) -> None:
+    """Refuse an argument that is not text: bytes that are not UTF-8 reach ``sys.argv`` as lone
+    surrogates, which can neither be stored nor sent. Paths may hold any bytes and are kept."""
+    for param in ctx.command.get_params(ctx):
+        if param.name is None or isinstance(param.type, (click.Path, click.File)):
+            continue
+        value = ctx.params.get(param.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str) and LONE_SURROGATE.search(item):
+                raise click.BadParameter(
+                    f"{printable(item)} is not UTF-8 text (bytes in another encoding cannot be stored"
+                    " or sent); give ids, names, URLs and text in UTF-8",
+                    ctx=ctx,
+                    param=param,
+                )
+
+
+class TextCommand(click.Command):
+    """A command whose arguments are checked by :func:`refuse_undecodable`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        refuse_undecodable(ctx)
+        return rest
+
+
 class AliasedGroup(click.Group):
-    """A group that also accepts the singular/plural spelling of its subcommands."""
+    """A group that also accepts the singular/plural spelling of its subcommands.
+
+    Its arguments, and those of every command it makes, are checked by :func:`refuse_undecodable`.
+    """
+
+    command_class = TextCommand
 
     def __init__(self, *args: Any, aliases: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -60,6 +92,11 @@ class AliasedGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        refuse_undecodable(ctx)
+        return rest
 
 
 class _StderrHandler(logging.Handler):
@@ -401,6 +438,19 @@ def credential_fields_error(
         hint=f"{tracker_type.name} takes {tracker_type.describe_fields()}; the user name goes in {username_flag},"
         f" and {secret_how}",
     )
+
+
+def out_of_range(text: str, param_hint: str) -> click.BadParameter:
+    """The usage error for a time that falls outside the years 1 to 9999 (``datetime``'s range)."""
+    return click.BadParameter(f"{text!r} falls outside the years 1 to 9999 in UTC", param_hint=param_hint)
+
+
+def in_utc(when: datetime, text: str, param_hint: str) -> datetime:
+    """``when`` (aware) in UTC; ``text`` (what was given) is named if it does not fit."""
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise out_of_range(text, param_hint) from None
 
 
 def scope_from_options(tenant: str | None, all_tenants: bool) -> str:

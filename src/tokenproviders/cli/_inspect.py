@@ -13,7 +13,7 @@ from .._printable import printable
 from ..audit import ACTIONS, OUTCOMES
 from ..plugins import Plugins
 from ..stores.audit import AuditEntry
-from ._app import cli, get_config, pass_session
+from ._app import cli, get_config, in_utc, out_of_range, pass_session
 from ._output import echo, emit_json, format_time, join, stdout_console, styled, table
 from ._state import Session
 
@@ -97,14 +97,17 @@ def parse_since(text: str, now: datetime) -> datetime:
     """``30m``, ``24h``, ``7d``, ``2w`` before ``now``, or an ISO date / date-time (UTC if naive)."""
     ago = _AGO.match(text)
     if ago:
-        return now - int(ago.group(1)) * _UNITS[ago.group(2).lower()]
+        try:
+            return now - int(ago.group(1)) * _UNITS[ago.group(2).lower()]
+        except OverflowError:
+            raise out_of_range(text, "'--since'") from None
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not a duration (30m, 24h, 7d, 2w) or an ISO date/date-time", param_hint="'--since'"
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return in_utc(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc), text, "'--since'")
 
 
 def _entry_dict(entry: AuditEntry) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ._app import (
     cli,
     credential_fields_error,
     get_config,
+    in_utc,
     pass_session,
     read_secret,
     scope_from_options,
@@ -45,7 +46,8 @@ _RELATIVE = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$", re.IGNORECASE)
 
 
 def parse_expiry(text: str, now: datetime) -> datetime:
-    """``2026-03-31`` (midnight UTC), an ISO date-time (UTC if no offset), or ``90d`` / ``12w``."""
+    """``2026-03-31`` (midnight UTC), an ISO date-time (UTC if no offset), or ``90d`` / ``12w``;
+    returned in UTC."""
     text = text.strip()
     relative = _RELATIVE.match(text)
     if relative:
@@ -61,7 +63,7 @@ def parse_expiry(text: str, now: datetime) -> datetime:
             f"{text!r} is not a date (2026-03-31), an ISO date-time or a duration (90d, 12w)",
             param_hint="'--expires'",
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return in_utc(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc), text, "'--expires'")
 
 
 def token_dict(info: TokenInfo, now: datetime, soon_days: int = SOON_DAYS) -> dict[str, Any]:
