@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +55,7 @@ logger = logging.getLogger("tokenproviders.stores.sealed")
 
 #: The one token field that is sealed; ``api_username`` is metadata that listings show.
 SECRET_FIELD: Final = "api_password"
-_CAS_ATTEMPTS: Final = 16
+_CAS_ATTEMPTS: Final = 64
 _MAX_FAILURES: Final = 100
 
 
@@ -288,7 +289,7 @@ class SealedTokenStore:
         _aware(expires_at, "expires_at")
         keyring = self._sealing_keyring()
         blob = keyring.seal(credentials.api_password, token_aad(owner, scope, url))
-        for _ in range(_CAS_ATTEMPTS):
+        for attempt in range(_CAS_ATTEMPTS):
             current = self.backend.get(owner, url, scope)
             row = TokenRow(
                 id=current.id if current else 0,
@@ -307,7 +308,9 @@ class SealedTokenStore:
             try:
                 stored = self.backend.put(row, expected_version=current.version if current else None)
             except VersionConflict:
-                continue  # another writer got there first: replace what it wrote
+                # Another writer got there first: back off a little (jittered), then replace what it wrote.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                continue
             logger.debug("stored personal token #%s of %r for %s (%s)", stored.id, owner, url, scope)
             return _info(stored)
         raise StoreError(
