@@ -125,7 +125,7 @@ TARGETS: dict[str, Target] = {
             # The credentials dispatch: resolve_credentials and the hook calls it makes.
             "plugins",
             "tokenproviders.plugins",
-            ("Plugins.resolve_credentials", "Plugins.call_one", "call_hookimpl"),
+            ("Plugins.resolve_credentials",),
             (
                 "tests/core/test_resolve_order.py",
                 "tests/core/test_resolve_path.py",

@@ -134,3 +134,39 @@ def test_a_tracker_that_is_its_own_service_is_looked_up_once_per_scope(world: Wo
         resolver.resolve("alice", jira)
     (request,) = recorder.requests
     assert request.personal_candidates == ((jira.url, "acme"), (jira.url, ALL_TENANTS))
+
+
+# -- the credentials dispatch -------------------------------------------------------------------
+
+class _HookCalls:
+    """Which hooks go through pluggy's relay (pluggy's own hook-call monitoring)."""
+
+    def __init__(self, world: World) -> None:
+        self.names: list[str] = []
+        world.plugins.manager.add_hookcall_monitoring(self._before, self._after)
+
+    def _before(self, hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+        self.names.append(hook_name)
+
+    def _after(self, outcome: Any, hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+        pass
+
+
+def test_the_built_in_sources_alone_are_called_directly(world: World, resolver: Resolver) -> None:
+    calls = _HookCalls(world)
+    resolver.tokens.set("alice", world.acme_repo.url, creds("alice-token"), scope="acme")
+    assert resolver.resolve("alice", world.acme_repo).source == "personal"
+    assert resolver.resolve("bob", world.acme_repo).source == "bot"
+    assert "tokenproviders_credentials" not in calls.names
+
+
+def test_another_source_or_tracing_sends_the_dispatch_through_pluggy(world: World, resolver: Resolver) -> None:
+    calls = _HookCalls(world)
+    recorder = _Recorder()
+    with world.plugins.registered(recorder):
+        assert resolver.resolve("bob", world.acme_repo).source == "bot"
+    assert calls.names.count("tokenproviders_credentials") == 1
+    assert len(recorder.requests) == 1
+    world.plugins.enable_tracing(lambda message: None)
+    assert resolver.resolve("bob", world.acme_repo).source == "bot"
+    assert calls.names.count("tokenproviders_credentials") == 2
