@@ -151,6 +151,8 @@ class CLI:
     def __call__(
         self, *args: str, input: str | None = None, env: dict[str, str | None] | None = None, **kwargs: Any
     ) -> Result:
+        # pytest-xdist workers inherit COLUMNS=80; tables must not wrap by where the test ran.
+        env = {"COLUMNS": None, **(env or {})}
         result = make_runner().invoke(root, list(args), input=input, obj=self.config(), env=env, **kwargs)
         self.history.append(result)
         return result
