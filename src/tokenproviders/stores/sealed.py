@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ..crypto import AssociatedData, KeyRing, encode_token_aad
 from ..errors import (
     ConfigurationError,
     InvalidInputError,
@@ -36,6 +35,9 @@ from ..errors import (
 )
 from ..model import Credentials, PersonalToken, Secret, TokenInfo, _make_personal_token, _trusted_credentials
 from .rows import AuditRow, KeyCheckRow, RowBackend, SecretUpdate, TokenRow, VersionConflict
+
+if TYPE_CHECKING:
+    from ..crypto import AssociatedData, KeyRing
 
 __all__ = [
     "SealedTokenStore",
@@ -67,6 +69,8 @@ def _utc_now() -> datetime:
 def token_aad(owner: str, scope: str, url: str) -> AssociatedData:
     """What a personal token's sealed ``api_password`` is bound to (its ``encode()`` is
     :func:`~tokenproviders.crypto.encode_token_aad`, which the resolve path uses)."""
+    from ..crypto import AssociatedData  # crypto loads when something is sealed, not at import
+
     return AssociatedData.for_token(owner=owner, scope=scope, url=url, field=SECRET_FIELD)
 
 
@@ -83,6 +87,8 @@ class BotBinding:
 
 def bot_aad(binding: BotBinding, field: str = SECRET_FIELD) -> AssociatedData:
     """Tenant, tracker id, field, ``base_url`` and ``api_url`` (``""`` when there is none)."""
+    from ..crypto import AssociatedData
+
     return AssociatedData("bot", (binding.tenant, binding.tracker, field, binding.base_url, binding.api_url or ""))
 
 
@@ -107,6 +113,8 @@ def reseal_bot_secret(
 def upgrade_legacy_bot_secret(keyring: KeyRing, blob: bytes, binding: BotBinding, field: str = SECRET_FIELD) -> bytes:
     """For a schema migration only: a blob sealed before URLs were bound (tenant, tracker id,
     field), re-sealed for ``binding``."""
+    from ..crypto import AssociatedData
+
     legacy = AssociatedData.for_bot(tenant=binding.tenant, tracker=binding.tracker, field=field)
     return keyring.seal(keyring.open_secret(blob, legacy), bot_aad(binding, field))
 
@@ -194,12 +202,15 @@ class SealedTokenStore:
         clock: Callable[[], datetime] = _utc_now,
         check_keys: bool = True,
     ) -> None:
+        from ..crypto import KeyRing, encode_token_aad
+
         if not isinstance(keyring, KeyRing):
             raise ConfigurationError("a sealed token store needs a KeyRing: nothing is stored without a key")
         if flush_size < 1:
             raise InvalidInputError("flush_size must be at least 1")
         self.backend = backend
         self.keyring = keyring
+        self._token_aad = encode_token_aad
         self.flush_size = flush_size
         self.flush_interval = flush_interval
         self.audit_max_rows = audit_max_rows
@@ -219,7 +230,7 @@ class SealedTokenStore:
     # -- reading (the resolve path) ------------------------------------------------------------
     def _opened(self, row: TokenRow) -> PersonalToken:
         try:
-            secret = self.keyring.open_secret(row.secret, encode_token_aad(row.owner, row.scope, row.url, SECRET_FIELD))
+            secret = self.keyring.open_secret(row.secret, self._token_aad(row.owner, row.scope, row.url, SECRET_FIELD))
         except SecretUnreadableError as exc:
             raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=_info(row)) from None
         api_username = row.api_username or None
