@@ -17,7 +17,7 @@ TEST_FIXTURE_DISTS = sorted(
     p for p in (ROOT / "tests" / "distributions").glob("*") if (p / "pyproject.toml").exists()
 )
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]
-CLI_EXTRA = ".[cli]"
+CLI_EXTRA = ".[cli,postgresql]"
 
 
 def _install_project(session: nox.Session, *, with_fixtures: bool = False) -> None:
