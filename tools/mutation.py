@@ -119,6 +119,7 @@ TARGETS: dict[str, Target] = {
                 "tests/core/test_policies.py",
                 "tests/core/test_clients.py",
                 "tests/core/test_resolve_path.py",
+                "tests/store/test_audit_trail.py",
                 "tests/core/test_hardening.py",
                 "tests/core/test_fast_paths.py",
             ),

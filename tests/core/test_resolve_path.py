@@ -13,14 +13,18 @@ import pytest
 
 from tokenproviders import (
     ALL_TENANTS,
+    InvalidInputError,
     NoCredentialsError,
     NotAuthorizedError,
     PersonalTokenUnusableError,
     Policies,
     Policy,
+    Resolution,
     Resolver,
+    Tracker,
     hookimpl,
 )
+from tokenproviders.resolver import ClientCache
 from tokenproviders.sources import CredentialRequest, personal_candidates
 
 from .core_world import NOW, SERVICE, World, creds
@@ -170,3 +174,119 @@ def test_another_source_or_tracing_sends_the_dispatch_through_pluggy(world: Worl
     world.plugins.enable_tracing(lambda message: None)
     assert resolver.resolve("bob", world.acme_repo).source == "bot"
     assert calls.names.count("tokenproviders_credentials") == 2
+
+
+# -- fallback after rejections ------------------------------------------------------------------
+
+def test_every_personal_candidate_may_be_rejected_before_the_bot_is_used(world: World) -> None:
+    # Four personal tokens (tracker and service URL, each for the tenant and for all tenants),
+    # all revoked at the tracker: each is tried once, then the bot.
+    resolver = world.resolver(policies=FALLBACK)
+    for url in (world.acme_repo.url, SERVICE):
+        for scope in ("acme", ALL_TENANTS):
+            resolver.tokens.set("alice", url, creds(f"revoked-{scope}-{len(url)}"), scope=scope)
+    identity = resolver.verify("alice", world.acme_repo)
+    assert identity.login == "acme-bot"
+
+
+def test_a_third_party_resolution_never_stamps_a_personal_token(world: World, resolver: Resolver) -> None:
+    info = resolver.tokens.set("alice", SERVICE, creds("alice-service"), scope=ALL_TENANTS)
+
+    class Numbered:
+        @hookimpl
+        def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
+            return request.resolution(creds("vault"), source="vault", reason="Vault.", token_id=info.id)
+
+    world.store.calls.clear()
+    with world.plugins.registered(Numbered()):
+        resolver.resolve("bob", world.acme_repo)
+    assert "mark_used" not in world.store.calls
+
+
+# -- no credentials -----------------------------------------------------------------------------
+
+def test_no_credentials_names_each_url_once(world: World) -> None:
+    resolver = world.resolver(policies=Policies(default=Policy(require_personal=True)))
+    with pytest.raises(NoCredentialsError) as excinfo:
+        resolver.resolve("bob", world.acme_repo)
+    assert f"'bob' has no personal token for {world.acme_repo.url} or {SERVICE}, and" in excinfo.value.message
+
+
+def test_no_credentials_lists_every_unusable_token(world: World) -> None:
+    resolver = world.resolver(policies=Policies(default=Policy(require_personal=True, fallback_on_unusable=True)))
+    soon = NOW + timedelta(hours=1)
+    first = resolver.tokens.set("alice", world.acme_repo.url, creds("a"), scope="acme", expires_at=soon)
+    second = resolver.tokens.set("alice", SERVICE, creds("b"), scope="acme", expires_at=soon)
+    world.clock.advance(hours=2)
+    with pytest.raises(NoCredentialsError) as excinfo:
+        resolver.resolve("alice", world.acme_repo)
+    message = excinfo.value.message
+    assert f"#{first.id} for {world.acme_repo.url} (tenant 'acme') expired on" in message
+    assert f"; alice's personal token #{second.id} for {SERVICE}" in message
+
+
+def test_a_clock_without_a_time_zone_is_refused(world: World) -> None:
+    resolver = world.resolver(clock=lambda: NOW.replace(tzinfo=None))
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        resolver.resolve("bob", world.acme_repo)
+
+
+# -- the client cache ---------------------------------------------------------------------------
+
+def test_the_client_cache_evicts_the_least_recently_used(world: World) -> None:
+    cache = ClientCache(max_size=2)
+    cache.put(("a",), "client-a", None)
+    cache.put(("b",), "client-b", None)
+    assert cache.get(("a",), NOW) == "client-a"  # a is now the most recent
+    cache.put(("c",), "client-c", None)
+    assert cache.get(("b",), NOW) is None
+    assert cache.get(("a",), NOW) == "client-a" and cache.get(("c",), NOW) == "client-c"
+
+
+def test_a_client_cache_of_one_keeps_one_and_clear_empties_it() -> None:
+    cache = ClientCache(max_size=1)
+    cache.put(("a",), "client-a", None)
+    assert cache.get(("a",), NOW) == "client-a"
+    cache.clear()
+    assert len(cache) == 0 and cache.get(("a",), NOW) is None
+
+
+def test_a_resolver_caches_256_clients_by_default(world: World) -> None:
+    assert world.resolver().clients.max_size == ClientCache().max_size == 256
+
+
+def test_the_remembered_candidates_stay_bounded(world: World, resolver: Resolver) -> None:
+    for n in range(5000):
+        tracker = Tracker(tenant="acme", id=f"t{n}", type="memory", base_url=f"{SERVICE}/acme/t{n}")
+        resolver._personal_candidates(tracker, world.tracker_type)
+    assert 0 < len(resolver._candidates) <= 4097
+
+
+def test_replacing_a_client_makes_it_the_most_recent() -> None:
+    cache = ClientCache(max_size=2)
+    cache.put(("a",), "client-a", None)
+    cache.put(("b",), "client-b", None)
+    cache.put(("a",), "client-a2", None)
+    cache.put(("c",), "client-c", None)
+    assert cache.get(("b",), NOW) is None
+    assert cache.get(("a",), NOW) == "client-a2"
+
+
+class _AuditEvents:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @hookimpl
+    def tokenproviders_audit(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_the_audit_of_a_verification_after_a_fallback_names_the_credentials_used(world: World) -> None:
+    resolver = world.resolver(policies=FALLBACK)
+    info = resolver.tokens.set("alice", world.acme_repo.url, creds("revoked"), scope="acme")
+    audit = _AuditEvents()
+    with world.plugins.registered(audit):
+        assert resolver.verify("alice", world.acme_repo).login == "acme-bot"
+    (event,) = [e for e in audit.events if e.action == "verify"]
+    assert (event.outcome, event.source, event.token_id) == ("ok", "bot", None)
+    assert event.fallback_from is not None and f"#{info.id}" in event.fallback_from
