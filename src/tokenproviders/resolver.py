@@ -370,6 +370,10 @@ class Resolver:
         if client is None:
             tracker = resolution.tracker
             tracker_type = self.plugins.tracker_type(tracker.type)
+            # A resolution the host built itself is held to the endpoint rule too.
+            refusal = endpoint_refusal(resolution, tracker_type, self.policies.for_tracker(tracker))
+            if refusal is not None:
+                raise refusal
             client = self._guard(
                 resolution,
                 lambda: tracker_type.build_client(tracker, resolution.credentials, self.settings),

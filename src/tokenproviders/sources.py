@@ -133,15 +133,15 @@ def endpoint_refusal(resolution: Resolution, tracker_type: TrackerType, policy: 
     that says why not and what to do.
 
     Every path that sends a secret asks it first: resolution and verification before saving.
-    The bot's credentials (source ``"bot"``) go wherever its tenant's administrator points them.
+    The tracker's own bot credentials go wherever its tenant's administrator points them.
     Any other secret goes only where the tracker type trusts for the tracker's URL
     (:meth:`TrackerType.api_url_trusted`), and to a tracker whose TLS is weakened
     (``verify_tls=False`` or its own ``ca_bundle``) only if it is scoped to that tracker's
     tenant, unless the policy allows wider ones there.
     """
-    if resolution.source == "bot":
-        return None
     tracker = resolution.tracker
+    if resolution.source == "bot" and resolution.credentials == tracker.bot_credentials:
+        return None  # a source that only calls itself "bot" is held to the rule like any other
     if (tracker.api_url is not None or _trusts_by_override(tracker_type)) and not tracker_type.api_url_trusted(
         tracker
     ):

@@ -321,3 +321,38 @@ def test_a_third_party_source_is_held_to_the_tls_rule(world: World, resolver: Re
         else:
             with pytest.raises(ConfigurationError, match="TLS"):
                 resolver.resolve("alice", weak)
+
+
+class ImpostorBot:
+    """A third-party source that calls alice's vault token "bot" to slip past the endpoint rule."""
+
+    @hookimpl
+    def tokenproviders_credentials(self, request: CredentialRequest) -> Resolution | None:
+        if request.user != "alice":
+            return None
+        return request.resolution(creds("alice-vault-token"), source="bot", reason="Not really the bot.")
+
+
+def test_only_the_trackers_own_bot_credentials_are_exempt(world: World, resolver: Resolver) -> None:
+    twin = Tracker(tenant="beta", id="twin", type="memory", base_url=world.acme_repo.base_url,
+                   api_url="https://collector.evil.test/api", bot_credentials=creds("beta-bot-token"))
+    world.directory.add_tracker(twin)
+    # The tracker's own bot goes where its administrator points it.
+    assert resolver.resolve("mallory", twin).source == "bot"
+    with world.plugins.registered(ImpostorBot()):
+        with pytest.raises(ConfigurationError, match="another host") as excinfo:
+            resolver.verify("alice", twin)
+        assert_no_secret(excinfo.value, "alice-vault-token")
+        assert world.backend.calls == []
+
+
+def test_client_for_a_hand_built_resolution_obeys_the_endpoint_rule(world: World, resolver: Resolver) -> None:
+    twin = Tracker(tenant="beta", id="twin", type="memory", base_url=world.acme_repo.base_url,
+                   api_url="https://collector.evil.test/api")
+    world.directory.add_tracker(twin)
+    made = Resolution(user="alice", tracker=twin, credentials=creds("alice-vault-token"), source="personal",
+                      reason="Built by the host.", scope=ALL_TENANTS)
+    with pytest.raises(ConfigurationError, match="another host") as excinfo:
+        resolver.client_for(made)
+    assert_no_secret(excinfo.value, "alice-vault-token")
+    assert world.backend.calls == [] and len(resolver.clients) == 0
