@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from ._printable import LONE_SURROGATE
 from .audit import audited
 from .errors import (
     ConfigurationError,
@@ -137,12 +138,22 @@ class TokenManager:
         if _CONTROL.search(label):
             # The label is repeated in resolution reasons and audit logs: no forged log lines.
             raise InvalidInputError("a token label may not contain line breaks or other control characters")
+        if LONE_SURROGATE.search(label):
+            raise InvalidInputError("a token label must be UTF-8 text; it holds bytes in another encoding")
         now = self._resolver.now()
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidInputError(
                     "expires_at must be timezone-aware", hint="use datetime(..., tzinfo=timezone.utc)"
                 )
+            try:
+                # Stores keep UTC: an expiry UTC cannot hold is refused here, not in the store.
+                expires_at = expires_at.astimezone(timezone.utc)
+            except OverflowError:
+                raise InvalidInputError(
+                    f"expires_at {expires_at.isoformat()} is beyond the year 9999 in UTC",
+                    hint="give an earlier expiry, or none",
+                ) from None
             if expires_at <= now:
                 raise InvalidInputError(
                     f"expires_at {expires_at.isoformat()} is in the past",

@@ -79,3 +79,29 @@ def test_api_username_with_a_lone_surrogate_is_refused() -> None:
     with pytest.raises(InvalidInputError) as info:
         Credentials(api_password=Secret("s"), api_username="al\udcffice")
     str(info.value).encode("utf-8")
+
+
+def test_a_token_label_with_a_lone_surrogate_is_refused(world: World) -> None:
+    resolver = world.resolver()
+    with pytest.raises(InvalidInputError) as info:
+        resolver.tokens.set("alice", SERVICE, Credentials(api_password=Secret("alice-secret")),
+                            scope=ALL_TENANTS, label="work\udcff")
+    str(info.value).encode("utf-8")
+    assert world.store.list() == []
+
+
+def test_an_expiry_beyond_what_utc_can_hold_is_refused(world: World, tmp_path: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tokenproviders.crypto import KeyRing
+    from tokenproviders.stores.sqlite import SQLiteDatabase
+
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    with SQLiteDatabase(tmp_path / "t.db", KeyRing.generate("k1")) as db:
+        resolver = world.resolver()
+        resolver.store = db.tokens
+        with pytest.raises(InvalidInputError, match="expires_at") as info:
+            resolver.tokens.set("alice", SERVICE, Credentials(api_password=Secret("alice-secret")),
+                                scope=ALL_TENANTS, expires_at=far)
+        assert "9999" in info.value.message
+        assert db.tokens.list() == []
