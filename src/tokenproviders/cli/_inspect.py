@@ -77,11 +77,11 @@ def plugins(as_json: bool) -> None:
             )
         else:
             status = Text.assemble(styled("loaded", "green"), " (built-in)" if info.builtin else "")
-        provides = join(info.tracker_types or [h.removeprefix("tokenproviders_") for h in info.hooks])
-        grid.add_row(info.name, info.distribution or "-", info.version or "-", provides, status)
         if info.conflict and not info.broken:
             # The operator settled a collision: say which, so the choice stays visible.
             status.append(f" ({printable(info.conflict)})")
+        provides = join(info.tracker_types or [h.removeprefix("tokenproviders_") for h in info.hooks])
+        grid.add_row(info.name, info.distribution or "-", info.version or "-", provides, status)
     console.print(grid)
     if not manager.tracker_types:
         echo(
