@@ -16,7 +16,7 @@ PLUGINS = sorted(p for p in (ROOT / "plugins").glob("tokenproviders-*") if (p / 
 TEST_FIXTURE_DISTS = sorted(
     p for p in (ROOT / "tests" / "distributions").glob("*") if (p / "pyproject.toml").exists()
 )
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3", "pytest-xdist>=3.5"]
 CLI_EXTRA = ".[cli,postgresql]"
 
 
@@ -35,7 +35,8 @@ def tests(session: nox.Session) -> None:
     session.install(*TEST_DEPS)
     _install_project(session, with_fixtures=True)
     paths = ["tests", *[str(p / "tests") for p in PLUGINS if (p / "tests").is_dir()]]
-    session.run("pytest", *(session.posargs or paths))
+    # One worker per core; a module's tests stay on one worker (module-scoped fake servers).
+    session.run("pytest", *(session.posargs or ["-n", "auto", "--dist", "loadfile", *paths]))
 
 
 @nox.session
