@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresRows", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _T = TypeVar("_T")
 _ATTEMPTS: Final = 8
 
@@ -70,6 +70,30 @@ _MIGRATIONS: Final = (
         detail text
     );
     CREATE INDEX ON {s}.tokenproviders_audit (at);
+    """,
+    # 2: the directory (PostgresDirectory): tenants, memberships, trackers with sealed bot secrets.
+    """
+    CREATE TABLE {s}.tokenproviders_tenants (
+        id text PRIMARY KEY, name text NOT NULL DEFAULT '', created_at timestamptz NOT NULL
+    );
+    CREATE TABLE {s}.tokenproviders_members (
+        "user" text NOT NULL,
+        tenant text NOT NULL REFERENCES {s}.tokenproviders_tenants (id) ON DELETE CASCADE,
+        added_at timestamptz NOT NULL,
+        PRIMARY KEY ("user", tenant)
+    );
+    CREATE INDEX ON {s}.tokenproviders_members (tenant);
+    CREATE TABLE {s}.tokenproviders_trackers (
+        row_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant text NOT NULL REFERENCES {s}.tokenproviders_tenants (id) ON DELETE CASCADE,
+        id text NOT NULL, type text NOT NULL, base_url text NOT NULL, api_url text,
+        name text NOT NULL DEFAULT '', options text NOT NULL DEFAULT '{{}}', verify_tls boolean NOT NULL DEFAULT true,
+        ca_bundle text, bot_username text, bot_secret bytea, key_id text,
+        created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+        UNIQUE (tenant, id),
+        CHECK ((bot_secret IS NULL) = (key_id IS NULL))
+    );
+    CREATE INDEX ON {s}.tokenproviders_trackers (key_id, row_id);
     """,
 )
 
@@ -330,7 +354,10 @@ class PostgresRows:
         return self._run(run, "re-seal personal tokens")
 
     def count_by_key(self) -> dict[str, int]:
-        statement = self._q("SELECT key_id, count(*) FROM {s}.tokenproviders_tokens GROUP BY key_id")
+        statement = self._q(
+            "SELECT key_id, count(*) FROM (SELECT key_id FROM {s}.tokenproviders_tokens UNION ALL"
+            " SELECT key_id FROM {s}.tokenproviders_trackers WHERE key_id IS NOT NULL) AS sealed GROUP BY key_id"
+        )
         rows = self._run(lambda conn: conn.execute(statement).fetchall(), "count tokens per key")
         return {key_id: int(count) for key_id, count in rows}
 
@@ -371,7 +398,11 @@ class PostgresRows:
             )
             conn.execute(self._q("SELECT 1 FROM {s}.tokenproviders_keys WHERE key_id = %s FOR UPDATE"), (key_id,))
             counted = conn.execute(
-                self._q("SELECT count(*) FROM {s}.tokenproviders_tokens WHERE key_id = %s"), (key_id,)
+                self._q(
+                    "SELECT (SELECT count(*) FROM {s}.tokenproviders_tokens WHERE key_id = %s)"
+                    " + (SELECT count(*) FROM {s}.tokenproviders_trackers WHERE key_id = %s)"
+                ),
+                (key_id, key_id),
             ).fetchone()
             used = counted[0] if counted is not None else 0
             if used:
@@ -396,6 +427,11 @@ class PostgresRows:
         self._run(lambda conn: conn.execute(statement, (ids, [stamps[i] for i in ids])), "write last-used times")
 
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
+        self._run(lambda conn: self._insert_audit(conn, rows), "append audit rows")
+
+    def _insert_audit(self, conn: psycopg.Connection[Any], rows: Sequence[AuditRow]) -> None:
+        """Audit rows written inside the caller's transaction (an admin change and its entry
+        commit together)."""
         statement = self._q(
             f"INSERT INTO {{s}}.tokenproviders_audit ({_AUDIT_COLUMNS})"  # noqa: S608 - constant SQL
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -421,11 +457,8 @@ class PostgresRows:
             for r in rows
         ]
 
-        def run(conn: psycopg.Connection[Any]) -> None:
-            with conn.cursor() as cursor:
-                cursor.executemany(statement, values)
-
-        self._run(run, "append audit rows")
+        with conn.cursor() as cursor:
+            cursor.executemany(statement, values)
 
     def scan_audit(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditRow]:
         statement = self._q(
