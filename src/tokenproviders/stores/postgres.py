@@ -156,6 +156,8 @@ class PostgresRows:
     def _configure(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SET TIME ZONE 'UTC'")
         conn.commit()
+        # One round trip per read: a single SELECT needs no BEGIN/COMMIT; writes open their own.
+        conn.autocommit = True
 
     def __repr__(self) -> str:
         return f"PostgresRows(schema={self.schema!r})"
@@ -168,13 +170,17 @@ class PostgresRows:
             composed = self._statements[text] = self._sql.SQL(text).format(s=self._s)
         return composed
 
-    def _run(self, action: Callable[[psycopg.Connection[Any]], _T], what: str) -> _T:
-        """``action`` in one transaction; serialization failures and deadlocks are retried."""
+    def _run(self, action: Callable[[psycopg.Connection[Any]], _T], what: str, *, read: bool = False) -> _T:
+        """``action`` in one transaction; serialization failures and deadlocks are retried.
+        ``read=True``: ``action`` is one SELECT, run without BEGIN/COMMIT (atomic by itself)."""
         import psycopg
         from psycopg import errors
 
         for attempt in range(_ATTEMPTS):
             try:
+                if read:
+                    with self._pool.connection() as conn:
+                        return action(conn)
                 with self._pool.connection() as conn, conn.transaction():
                     return action(conn)
             except (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable):
@@ -232,7 +238,7 @@ class PostgresRows:
     # -- tokens --------------------------------------------------------------------------------
     def get(self, owner: str, url: str, scope: str) -> TokenRow | None:
         statement = self._q(self._select("t.owner = %s AND t.url = %s AND t.scope = %s"))
-        row = self._run(lambda conn: conn.execute(statement, (owner, url, scope)).fetchone(), "read a token")
+        row = self._run(lambda conn: conn.execute(statement, (owner, url, scope)).fetchone(), "read a token", read=True)
         return _token(row) if row is not None else None
 
     def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> TokenRow | None:
@@ -247,7 +253,7 @@ class PostgresRows:
             )
         flat = [value for pair in candidates for value in pair]
         params = [owner, *flat, *flat]
-        row = self._run(lambda conn: conn.execute(statement, params).fetchone(), "look up a token")
+        row = self._run(lambda conn: conn.execute(statement, params).fetchone(), "look up a token", read=True)
         return _token(row) if row is not None else None
 
     def put(self, row: TokenRow, *, expected_version: int | None) -> TokenRow:
@@ -329,7 +335,7 @@ class PostgresRows:
             where.append("t.key_id <> %s")
             params.append(key_id_not)  # type: ignore[arg-type]
         statement = self._q(self._select(" AND ".join(where)) + " ORDER BY t.id LIMIT %s")
-        rows = self._run(lambda conn: conn.execute(statement, [*params, limit]).fetchall(), "scan tokens")
+        rows = self._run(lambda conn: conn.execute(statement, [*params, limit]).fetchall(), "scan tokens", read=True)
         return [_token(row) for row in rows]
 
     def replace_secrets(self, updates: Sequence[SecretUpdate]) -> int:
@@ -358,13 +364,13 @@ class PostgresRows:
             "SELECT key_id, count(*) FROM (SELECT key_id FROM {s}.tokenproviders_tokens UNION ALL"
             " SELECT key_id FROM {s}.tokenproviders_trackers WHERE key_id IS NOT NULL) AS sealed GROUP BY key_id"
         )
-        rows = self._run(lambda conn: conn.execute(statement).fetchall(), "count tokens per key")
+        rows = self._run(lambda conn: conn.execute(statement).fetchall(), "count tokens per key", read=True)
         return {key_id: int(count) for key_id, count in rows}
 
     # -- key checks ----------------------------------------------------------------------------
     def key_checks(self) -> list[KeyCheckRow]:
         statement = self._q("SELECT key_id, check_value, added_at, retired_at FROM {s}.tokenproviders_keys")
-        rows = self._run(lambda conn: conn.execute(statement).fetchall(), "read key checks")
+        rows = self._run(lambda conn: conn.execute(statement).fetchall(), "read key checks", read=True)
         return [KeyCheckRow(row[0], bytes(row[1]), row[2], row[3]) for row in rows]
 
     def add_key_check(self, row: KeyCheckRow) -> KeyCheckRow:
@@ -465,7 +471,9 @@ class PostgresRows:
             f"SELECT id, {_AUDIT_COLUMNS} FROM {{s}}.tokenproviders_audit"  # noqa: S608 - constant SQL
             " WHERE id > %s ORDER BY id LIMIT %s"
         )
-        rows = self._run(lambda conn: conn.execute(statement, (after_id, limit)).fetchall(), "read audit rows")
+        rows = self._run(
+            lambda conn: conn.execute(statement, (after_id, limit)).fetchall(), "read audit rows", read=True
+        )
         return [AuditRow(*row) for row in rows]
 
     def prune_audit(self, *, max_rows: int | None, before: datetime | None) -> int:

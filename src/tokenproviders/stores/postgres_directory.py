@@ -165,7 +165,7 @@ class PostgresDirectory:
     # -- plumbing --------------------------------------------------------------------------
     def _read(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
         statement = self._rows._q(text)
-        return self._rows._run(lambda conn: conn.execute(statement, params).fetchall(), "read the directory")
+        return self._rows._run(lambda conn: conn.execute(statement, params).fetchall(), "read the directory", read=True)
 
     def _audit(self, conn: psycopg.Connection[Any], action: str, **fields: Any) -> None:
         acting_now = current_acting()
