@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install, start and stop a throwaway PostgreSQL (Debian's `postgresql`) on 127.0.0.1 for tests.
 #
-#   bash .ci/postgres.sh start OUT_ENV [PORT]   # idempotent; PORT defaults to 55432
+#   bash .ci/postgres.sh start OUT_ENV [PORT]   # idempotent; PORT defaults to $PG_PORT or 55432
 #   bash .ci/postgres.sh stop
 #
 # `start` installs the package if missing, makes a fresh cluster in $PG_STATE_DIR (default
@@ -47,7 +47,7 @@ running() {
 }
 
 start() {
-    local out=${1:?usage: start OUT_ENV [PORT]} port=${2:-55432} bin
+    local out=${1:?usage: start OUT_ENV [PORT]} port=${2:-${PG_PORT:-55432}} bin
     install
     bin=$(pg_bin)
     if running "$bin"; then
