@@ -203,11 +203,14 @@ class Mutant:
     lines: frozenset[int] = frozenset()
     #: Runs when the module is imported (a constant, a class body, a decorator, a default).
     import_time: bool = False
+    #: 1, 2, ... when the same change can be made at several places of one scope.
+    occurrence: int = 0
 
     @property
     def key(self) -> str:
         """How docs/mutation.md names it: stable while the code around it does not change."""
-        return f"{self.scope}: {self.before} -> {self.after}"
+        suffix = f" #{self.occurrence}" if self.occurrence else ""
+        return f"{self.scope}: {self.before} -> {self.after}{suffix}"
 
 
 def _one_line(text: str, limit: int = 70) -> str:
@@ -399,7 +402,15 @@ def mutants(target: Target, source: str | None = None) -> list[Mutant]:
                     )
                 )
     found.sort(key=lambda m: m.line)
-    return found
+    same = Counter(m.key for m in found)
+    seen_keys: Counter[str] = Counter()
+    numbered = []
+    for m in found:
+        if same[m.key] > 1:
+            seen_keys[m.key] += 1
+            m = replace(m, occurrence=seen_keys[m.key])
+        numbered.append(m)
+    return numbered
 
 
 # -- running ---------------------------------------------------------------------------------
