@@ -548,7 +548,8 @@ def documented_equivalents(page: Path = DOCS_PAGE) -> set[str]:
     """Keys of the mutants docs/mutation.md explains as equivalent (one per ``<code>`` cell)."""
     if not page.exists():
         return set()
-    return set(re.findall(r"^\| `([^`]+)` \|", page.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    _, _, section = page.read_text(encoding="utf-8").partition("## Equivalent mutants")
+    return set(re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE))
 
 
 def run(target: Target, jobs: int, only_lines: set[int] | None = None, verbose: bool = False) -> Result:
@@ -641,6 +642,11 @@ def report(results: Sequence[Result], fail_under: float) -> int:
             f" {len(result.survived):>8} {explained:>9} {result.score:>6.1f}%"
         )
     for result in results:
+        killed_but_listed = [m for m in (*result.killed, *result.timed_out) if m.key in documented]
+        if killed_but_listed:
+            print(f"\n{result.target.name}: killed now, so no longer to be listed in docs/mutation.md:")
+            for m in killed_but_listed:
+                print(f"  line {m.line} `{m.key}`")
         unexplained = [m for m in result.survived if m.key not in documented]
         if result.score < fail_under:
             failed = True
