@@ -515,7 +515,7 @@ def test_a_version_2_trail_migrates_to_successful_resolutions(db_path: Path, key
     conn.execute("PRAGMA user_version = 2")
     conn.close()
     with SQLiteDatabase(db_path, keyring, audit_max_age=None) as db:
-        assert db.schema_version == _sqlite_base.SCHEMA_VERSION == 3
+        assert db.schema_version == _sqlite_base.SCHEMA_VERSION == 4
         (old,) = db.audit.query()
         assert old == AuditEntry(
             id=1,

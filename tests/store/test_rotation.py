@@ -13,6 +13,7 @@ import pytest
 from tokenproviders import ALL_TENANTS, Credentials, PersonalToken, Secret
 from tokenproviders.crypto import AssociatedData, KeyRing
 from tokenproviders.errors import ConfigurationError, KeyInUseError, SecretUnreadableError
+from tokenproviders.stores.sealed import BotBinding, bot_aad
 from tokenproviders.stores.sqlite import RotationProgress, SQLiteDatabase
 
 from .conftest import make_tracker
@@ -45,10 +46,10 @@ def sealed_rows(db: SQLiteDatabase) -> dict[tuple[str, int], tuple[str, bytes, A
     ):
         aad = AssociatedData.for_token(owner=owner, scope=scope, url=url, field="api_password")
         rows[("token", row_id)] = (key_id, blob, aad)
-    for row_id, key_id, blob, tenant, tracker in db._core.read(
-        "SELECT row_id, key_id, bot_secret, tenant, id FROM trackers WHERE bot_secret IS NOT NULL"
+    for row_id, key_id, blob, tenant, tracker, base_url, api_url in db._core.read(
+        "SELECT row_id, key_id, bot_secret, tenant, id, base_url, api_url FROM trackers WHERE bot_secret IS NOT NULL"
     ):
-        aad = AssociatedData.for_bot(tenant=tenant, tracker=tracker, field="api_password")
+        aad = bot_aad(BotBinding(tenant, tracker, base_url, api_url))
         rows[("bot", row_id)] = (key_id, blob, aad)
     return rows
 
@@ -162,9 +163,7 @@ def test_a_crash_mid_run_then_a_rerun_loses_nothing(
     assert values(db) == before
 
 
-def test_a_process_killed_inside_a_batch_transaction_then_a_rerun_loses_nothing(
-    db_path: Path, key_file: Path
-) -> None:
+def test_a_process_killed_inside_a_batch_transaction_then_a_rerun_loses_nothing(db_path: Path, key_file: Path) -> None:
     with SQLiteDatabase(db_path, KeyRing.from_key_file(key_file)) as db:
         fill(db)
         before = values(db)

@@ -54,6 +54,7 @@ from typing import Any, Final
 from .._private_files import create_private, publish, refuse_loose_mode, temporary_name
 from ..crypto import KeyRing
 from ..errors import ConfigurationError, InvalidInputError, MissingKeyError, StoreError
+from .rows import KeyRetired
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -69,7 +70,7 @@ __all__ = [
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
 #: The schema version this code writes; ``PRAGMA user_version`` holds the database's.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: ``MIGRATIONS[n]`` takes a database from version ``n - 1`` to ``n``. Append, never edit.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -209,6 +210,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX audit_by_user ON audit (user, id)",
         "CREATE INDEX audit_by_correlation ON audit (correlation_id, id) WHERE correlation_id IS NOT NULL",
     ),
+    # Bot credentials are bound to the tracker's base_url and api_url too. Blobs sealed before
+    # (bound_urls = 0) are re-sealed when the database is next opened with its key ring
+    # (SQLiteDirectory.upgrade_legacy_bot_secrets): SQL cannot open them.
+    4: ("ALTER TABLE trackers ADD COLUMN bound_urls INTEGER NOT NULL DEFAULT 0",),
 }
 
 #: The audit table's columns as written, in the order of the rows ``SQLiteCore.buffer_audit`` takes.
@@ -229,9 +234,7 @@ AUDIT_COLUMNS: Final = (
     "error",
     "detail",
 )
-AUDIT_INSERT: Final = (
-    f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})"  # noqa: S608 - constant SQL
-)
+AUDIT_INSERT: Final = f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})"  # noqa: S608 - constant SQL
 
 #: Tables in a stable order, with the column they are ordered by in dumps.
 TABLES: Final = (
@@ -315,7 +318,10 @@ def check_database_file(path: str | os.PathLike[str], info: os.stat_result | Non
         except OSError:
             continue  # none (SQLite creates it with the database's mode), or SQLite will say why
         refuse_loose_mode(
-            sidecar_info, f"token database's {suffix} file {str(sidecar)!r}", sidecar, error=StoreError,
+            sidecar_info,
+            f"token database's {suffix} file {str(sidecar)!r}",
+            sidecar,
+            error=StoreError,
             writers_only=True,
         )
 
@@ -326,7 +332,7 @@ class SQLiteCore:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        keyring: KeyRing,
+        keyring: KeyRing | None,
         *,
         busy_timeout: float = 5.0,
         lock_wait: float | None = None,
@@ -337,7 +343,7 @@ class SQLiteCore:
         background_writes: bool = False,
         create: bool = True,
     ) -> None:
-        if not isinstance(keyring, KeyRing):
+        if keyring is not None and not isinstance(keyring, KeyRing):
             raise MissingKeyError(
                 "the SQLite token database needs a KeyRing; nothing is stored without a key",
             )
@@ -631,12 +637,7 @@ class SQLiteCore:
         ``retire_key`` by the write lock."""
         row = conn.execute("SELECT retired_at FROM keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is not None and row[0] is not None:
-            raise ConfigurationError(
-                f"key {key_id!r}, the primary key of this key ring ({self.keyring.source}), was retired in"
-                f" the token database {self.path!r} after the key ring was loaded; nothing was stored",
-                hint="reload the key ring (its key file or provider now names a newer primary key) and open"
-                " the database again",
-            )
+            raise KeyRetired(key_id)
 
     def data_version(self) -> int:
         """Changes when another connection commits (see ``PRAGMA data_version``)."""
@@ -645,6 +646,8 @@ class SQLiteCore:
     def sealing_keyring(self) -> KeyRing:
         """The key ring, once its primary key is known to this database: a primary added after
         opening gets its key-check value recorded before the first blob is sealed with it."""
+        if self.keyring is None:
+            raise MissingKeyError("this connection to the token database has no key ring")
         if self.keyring.primary_id not in self.checked_keys and self.check_keys is not None:
             self.check_keys()
         return self.keyring
@@ -859,8 +862,7 @@ class SQLiteCore:
                 conn.executemany(AUDIT_INSERT, audit)
             if used:
                 conn.executemany(
-                    "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2"
-                    " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                    "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
                     [(to_db_time(when), token_id) for token_id, when in sorted(used.items())],
                 )
             for hook in self.before_flush:

@@ -31,6 +31,8 @@ __all__ = [
     "StampRows",
     "AuditRows",
     "RowBackend",
+    "BotSecretRow",
+    "BotSecretRows",
 ]
 
 
@@ -53,6 +55,19 @@ class TokenRow:
     api_username: str | None
     secret: bytes
     last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BotSecretRow:
+    """A tracker's sealed bot credential with what it is bound to (for rotation)."""
+
+    id: int
+    tenant: str
+    tracker: str
+    base_url: str
+    api_url: str | None
+    key_id: str
+    secret: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +221,21 @@ class AuditRows(Protocol):
     def prune_audit(self, *, max_rows: int | None, before: datetime | None) -> int:
         """Delete entries older than ``before`` and all but the newest ``max_rows``; return how
         many were deleted."""
+        ...
+
+
+@runtime_checkable
+class BotSecretRows(Protocol):
+    """A backend that also keeps a directory's sealed bot credentials: rotation covers them."""
+
+    def scan_bot_secrets(
+        self, *, after_id: int = 0, limit: int = 1000, key_id_not: str | None = None
+    ) -> list[BotSecretRow]:
+        """Up to ``limit`` sealed bot credentials with ``id > after_id`` in id order."""
+        ...
+
+    def replace_bot_secrets(self, updates: Sequence[SecretUpdate]) -> int:
+        """Like :meth:`TokenRows.replace_secrets`, for bot credentials."""
         ...
 
 

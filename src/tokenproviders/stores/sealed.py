@@ -34,7 +34,16 @@ from ..errors import (
     StoreError,
 )
 from ..model import Credentials, PersonalToken, Secret, TokenInfo, _make_personal_token, _trusted_credentials
-from .rows import AuditRow, KeyCheckRow, RowBackend, SecretUpdate, TokenRow, VersionConflict
+from .rows import (
+    AuditRow,
+    BotSecretRow,
+    BotSecretRows,
+    KeyCheckRow,
+    RowBackend,
+    SecretUpdate,
+    TokenRow,
+    VersionConflict,
+)
 
 if TYPE_CHECKING:
     from ..crypto import AssociatedData, KeyRing
@@ -168,6 +177,18 @@ def _info(row: TokenRow) -> TokenInfo:
         row.key_id,
         row.api_username,
     )
+
+
+def _aad_of(row: TokenRow | BotSecretRow) -> AssociatedData:
+    if isinstance(row, BotSecretRow):
+        return bot_aad(BotBinding(row.tenant, row.tracker, row.base_url, row.api_url))
+    return token_aad(row.owner, row.scope, row.url)
+
+
+def _describe(row: TokenRow | BotSecretRow) -> str:
+    if isinstance(row, BotSecretRow):
+        return f"bot credentials of tracker {row.tenant}/{row.tracker}"
+    return f"personal token #{row.id} of {row.owner!r} for {row.url} ({row.scope})"
 
 
 def _aware(value: datetime | None, what: str) -> None:
@@ -523,30 +544,38 @@ class SealedTokenStore:
         started = time.monotonic()
         before = self.key_status()
         total = sum(rows for key_id, rows in before.items() if key_id != primary)
-        processed = failed = conflicts = 0
         failures: list[str] = []
-        after = 0
-        while batch := self.backend.scan(after_id=after, limit=batch_size, key_id_not=primary):
-            after = batch[-1].id
+        counts = [0, 0, 0]  # processed, failed, conflicts
+
+        def reseal(rows: Sequence[TokenRow | BotSecretRow], replace: Callable[[Sequence[SecretUpdate]], int]) -> None:
             updates: list[SecretUpdate] = []
-            for row in batch:
-                aad = token_aad(row.owner, row.scope, row.url)
+            for row in rows:
+                aad = _aad_of(row)
                 try:
                     blob = keyring.seal(keyring.open_secret(row.secret, aad), aad)
                 except SecretUnreadableError as exc:
-                    failed += 1
+                    counts[1] += 1
                     if len(failures) < _MAX_FAILURES:
-                        failures.append(
-                            f"personal token #{row.id} of {row.owner!r} for {row.url} ({row.scope}): {exc.message}"
-                        )
+                        failures.append(f"{_describe(row)}: {exc.message}")
                     continue
                 updates.append(SecretUpdate(row.id, row.secret, blob, primary))
             if updates:
-                changed = self.backend.replace_secrets(updates)
-                processed += changed
-                conflicts += len(updates) - changed
+                changed = replace(updates)
+                counts[0] += changed
+                counts[2] += len(updates) - changed
             if progress is not None:
-                progress(RotationProgress(processed, failed, max(total - processed - failed - conflicts, 0)))
+                progress(RotationProgress(counts[0], counts[1], max(total - sum(counts), 0)))
+
+        after = 0
+        while batch := self.backend.scan(after_id=after, limit=batch_size, key_id_not=primary):
+            after = batch[-1].id
+            reseal(batch, self.backend.replace_secrets)
+        if isinstance(self.backend, BotSecretRows):
+            after = 0
+            while bots := self.backend.scan_bot_secrets(after_id=after, limit=batch_size, key_id_not=primary):
+                after = bots[-1].id
+                reseal(bots, self.backend.replace_bot_secrets)
+        processed, failed, conflicts = counts
         after_status = self.key_status()
         remaining = sum(rows for key_id, rows in after_status.items() if key_id != primary)
         if total or failed or processed:  # a run that had nothing to do leaves no trace

@@ -16,7 +16,10 @@
 ``.directory`` (a :class:`~tokenproviders.stores.sqlite_directory.SQLiteDirectory`) and
 ``.audit`` (an :class:`~tokenproviders.stores.audit.AuditLog`), plus key management: ``rotate``,
 ``key_status``, ``retire_key`` and ``check_keys``. Every secret in it is sealed by the key ring
-(:mod:`tokenproviders.crypto`); the file never holds one in the clear.
+(:mod:`tokenproviders.crypto`); the file never holds one in the clear. The tokens are the one
+sealing layer (:class:`~tokenproviders.stores.sealed.SealedTokenStore`) over
+:class:`SQLiteRows`, which only stores and queries rows; rotation and key status cover the
+directory's bot credentials too.
 
 The schema (``PRAGMA user_version`` is its version; ``dump()`` returns the same rows)::
 
@@ -26,7 +29,8 @@ The schema (``PRAGMA user_version`` is its version; ``dump()`` returns the same 
     tenants(id, name, created_at)
     members(user, tenant, added_at)                         PRIMARY KEY (user, tenant)
     trackers(row_id, tenant, id, type, base_url, api_url, name, options, verify_tls, ca_bundle,
-             bot_username, bot_secret, key_id, created_at, updated_at)   UNIQUE (tenant, id)
+             bot_username, bot_secret, key_id, created_at, updated_at, bound_urls)
+                                                            UNIQUE (tenant, id)
     audit(id, at, action, outcome, user, tenant, tracker, source, token_id, scope, matched_url,
           fallback_from, principal, correlation_id, error, detail)
 
@@ -40,34 +44,38 @@ To compare a database before and after an operation from a shell:
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
-from ..crypto import AssociatedData, KeyRing, encode_token_aad
-from ..errors import (
-    ConfigurationError,
-    InvalidInputError,
-    KeyInUseError,
-    KeyMismatchError,
-    SecretUnreadableError,
-    StoreError,
+from ..audit import current_acting
+from ..crypto import KeyRing
+from ..errors import InvalidInputError, MissingKeyError, StoreError
+from ..model import Credentials, PersonalToken, TokenInfo
+from ._sqlite_base import (
+    AUDIT_COLUMNS,
+    AUDIT_INSERT,
+    SCHEMA_VERSION,
+    TABLES,
+    SQLiteCore,
+    from_db_time,
+    to_db_time,
+    utc_now,
 )
-from ..model import Credentials, PersonalToken, TokenInfo, _make_personal_token, _trusted_credentials
-from ._sqlite_base import SCHEMA_VERSION, TABLES, SQLiteCore, to_db_time, utc_now
-from .audit import AuditEntry, AuditLog, record_change
+from .audit import AuditEntry, AuditLog
+from .rows import AuditRow, BotSecretRow, KeyCheckRow, SecretUpdate, TokenRow, VersionConflict
+from .sealed import RotationProgress, RotationReport, SealedTokenStore, _info, token_aad
 from .sqlite_directory import SQLiteDirectory
 
 __all__ = [
     "SQLiteDatabase",
     "SQLiteTokenStore",
+    "SQLiteRows",
     "SQLiteDirectory",
     "AuditLog",
     "AuditEntry",
@@ -77,9 +85,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tokenproviders.stores.sqlite")
-
-#: The one token field that is sealed; ``api_username`` is metadata that listings show.
-SECRET_FIELD: Final = "api_password"
 
 _COLUMNS: Final = (
     "owner, url, scope, id, label, expires_at, created_at, updated_at, last_used_at, version, key_id, api_username"
@@ -163,50 +168,60 @@ def _malformed_token(row: Sequence[Any]) -> StoreError:
     )
 
 
-def _info(row: Sequence[Any]) -> TokenInfo:
+def _token(row: Sequence[Any]) -> TokenRow:
+    """A row of ``_COLUMNS, secret`` as a :class:`TokenRow` (:class:`StoreError` if malformed)."""
     expires, created, updated, last = _times(row)
-    # Positional, in TokenInfo's field order.
-    return TokenInfo(row[0], row[1], row[2], row[3], row[4], expires, created, updated, last, row[9], row[10], row[11])
+    # Positional, in TokenRow's field order: this is the resolve path.
+    return TokenRow(
+        row[3], row[0], row[1], row[2], row[4], expires, created, updated, row[9], row[10], row[11], row[12], last
+    )
 
 
-def _listed(rows: Iterable[Sequence[Any]]) -> list[TokenInfo]:
-    """Token rows as listed: a malformed one is skipped with a logged error naming it."""
-    infos: list[TokenInfo] = []
-    for row in rows:
-        try:
-            infos.append(_info(row))
-        except StoreError as exc:
-            logger.error("skipped a personal token: %s", exc.message)
-    return infos
+def _db_time(value: datetime | None) -> str | None:
+    return to_db_time(value) if value is not None else None
 
 
-def token_aad(owner: str, scope: str, url: str) -> AssociatedData:
-    """What a personal token's sealed ``api_password`` is bound to."""
-    return AssociatedData("token", (owner, scope, url, SECRET_FIELD))
+class SQLiteRows:
+    """Token rows, key checks, last-used stamps and the audit trail in the SQLite file: a
+    :class:`~tokenproviders.stores.rows.RowBackend`. It never sees a key or a plaintext.
 
-
-class SQLiteTokenStore:
-    """Personal tokens in SQLite: a :class:`~tokenproviders.stores.TokenStore`.
-
-    ``lookup`` runs one indexed query over the candidates and opens only the winner's secret.
-    ``mark_used`` is buffered (see :meth:`SQLiteDatabase.flush`). Obtain it as
-    ``SQLiteDatabase(...).tokens``.
+    ``SQLiteRows(path)`` opens (creating or migrating) the file on its own connection;
+    :class:`SQLiteDatabase` shares its :class:`SQLiteCore` instead (``core=``).
     """
 
-    def __init__(self, core: SQLiteCore) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, core: SQLiteCore | None = None, **options: Any
+    ) -> None:
+        if core is None:
+            if path is None:
+                raise InvalidInputError("SQLiteRows needs a path or a core")
+            core = SQLiteCore(path, None, **options)
+            self._owned = True
+        else:
+            self._owned = False
         self._core = core
         self._lookup_sql: dict[int, str] = {}
-        self._exact_sql = (
-            f"SELECT {_LOOKUP_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?"  # noqa: S608 - constant SQL
-        )
+        self._exact_sql = f"SELECT {_LOOKUP_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?"  # noqa: S608 - constant SQL
 
     def __repr__(self) -> str:
-        return f"SQLiteTokenStore({self._core.path!r})"
+        return f"SQLiteRows({self._core.path!r})"
 
-    def __len__(self) -> int:
-        return int(self._core.read_one("SELECT count(*) FROM tokens")[0])
+    @property
+    def path(self) -> str:
+        return self._core.path
 
-    # -- reading -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owned:
+            self._core.close()
+
+    # -- tokens --------------------------------------------------------------------------
+    def get(self, owner: str, url: str, scope: str) -> TokenRow | None:
+        row = self._core.read_one(
+            f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND url = ? AND scope = ?",  # noqa: S608 - constant SQL, values bound
+            (owner, url, scope),
+        )
+        return _token(row) if row is not None else None
+
     def _sql_for(self, count: int) -> str:
         sql = self._lookup_sql.get(count)
         if sql is None:
@@ -223,7 +238,7 @@ class SQLiteTokenStore:
             self._lookup_sql[count] = sql
         return sql
 
-    def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> PersonalToken | None:
+    def lookup(self, owner: str, candidates: Sequence[tuple[str, str]]) -> TokenRow | None:
         if not candidates:
             return None
         # The most specific candidate (the tracker's own URL in its tenant) is the common hit:
@@ -241,7 +256,7 @@ class SQLiteTokenStore:
         if rows is None:
             rows = core.read(self._exact_sql, (owner, url, scope))
         if rows:
-            return self._opened((owner, url, scope, *rows[0]))
+            return _token((owner, url, scope, *rows[0]))
         rest = candidates[1:]
         if not rest:
             return None
@@ -249,60 +264,326 @@ class SQLiteTokenStore:
         for url, scope in rest:
             params.append(url)
             params.append(scope)
-        rows = self._core.read(self._sql_for(len(rest)), params)
+        rows = core.read(self._sql_for(len(rest)), params)
         if not rows:
             return None
         row = rows[0]
         url, scope = rest[row[0]]
-        return self._opened((owner, url, scope, *row[1:]))
+        return _token((owner, url, scope, *row[1:]))
 
-    def _opened(self, row: Sequence[Any]) -> PersonalToken:
-        owner, url, scope, api_username = row[0], row[1], row[2], row[11] or None
-        expires, created, updated, last = _times(row)
+    def _refuse_retired(self, conn: sqlite3.Connection, key_id: str) -> None:
+        self._core.refuse_retired(conn, key_id)
+
+    def put(self, row: TokenRow, *, expected_version: int | None) -> TokenRow:
+        key = (row.owner, row.url, row.scope)
+
+        def run(conn: sqlite3.Connection) -> Any:
+            self._refuse_retired(conn, row.key_id)
+            if expected_version is None:
+                changed = conn.execute(
+                    "INSERT INTO tokens (owner, url, scope, label, expires_at, created_at, updated_at, version,"
+                    " key_id, api_username, secret) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+                    " ON CONFLICT (owner, url, scope) DO NOTHING",
+                    (
+                        *key,
+                        row.label,
+                        _db_time(row.expires_at),
+                        to_db_time(row.created_at),
+                        to_db_time(row.updated_at),
+                        row.key_id,
+                        row.api_username,
+                        row.secret,
+                    ),
+                ).rowcount
+            else:
+                changed = conn.execute(
+                    "UPDATE tokens SET label = ?, expires_at = ?, updated_at = ?, version = version + 1,"
+                    " key_id = ?, api_username = ?, secret = ?"
+                    " WHERE owner = ? AND url = ? AND scope = ? AND version = ?",
+                    (
+                        row.label,
+                        _db_time(row.expires_at),
+                        to_db_time(row.updated_at),
+                        row.key_id,
+                        row.api_username,
+                        row.secret,
+                        *key,
+                        expected_version,
+                    ),
+                ).rowcount
+            if not changed:
+                raise VersionConflict()
+            return conn.execute(
+                f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND url = ? AND scope = ?",  # noqa: S608 - constant SQL, values bound
+                key,
+            ).fetchone()
+
+        return _token(self._core.write(run, "store a personal token"))
+
+    def put_rows(self, rows: Sequence[TokenRow]) -> None:
+        """Create or replace many rows in one transaction (bulk import; no compare-and-swap)."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            for key_id in {row.key_id for row in rows}:
+                self._refuse_retired(conn, key_id)
+            conn.executemany(
+                _UPSERT,
+                [
+                    (
+                        r.owner,
+                        r.url,
+                        r.scope,
+                        r.label,
+                        _db_time(r.expires_at),
+                        to_db_time(r.created_at),
+                        to_db_time(r.updated_at),
+                        r.key_id,
+                        r.api_username,
+                        r.secret,
+                    )
+                    for r in rows
+                ],
+            )
+
+        self._core.write(run, "import personal tokens")
+
+    def delete(self, owner: str, url: str, scope: str, *, expected_version: int | None = None) -> TokenRow | None:
+        def run(conn: sqlite3.Connection) -> Any:
+            row = conn.execute(
+                f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND url = ? AND scope = ?",  # noqa: S608 - constant SQL, values bound
+                (owner, url, scope),
+            ).fetchone()
+            if row is None:
+                return None
+            if expected_version is not None and row[9] != expected_version:
+                raise VersionConflict(current=_token(row))
+            conn.execute("DELETE FROM tokens WHERE id = ?", (row[3],))
+            return row
+
+        row = self._core.write(run, "delete a personal token")
+        if row is None:
+            return None
         try:
-            secret = self._core.keyring.open_secret(row[12], encode_token_aad(owner, scope, url, SECRET_FIELD))
-        except SecretUnreadableError as exc:
-            raise SecretUnreadableError(exc.message, hint=exc.hint, key_id=exc.key_id, token=_info(row)) from None
-        # Positional, in PersonalToken's field order: this is the resolve path.
-        return _make_personal_token(
-            owner,
-            url,
-            scope,
-            row[3],
-            row[4],
-            expires,
-            created,
-            updated,
-            last,
-            row[9],
-            row[10],
-            api_username,
-            _trusted_credentials(secret, api_username),
+            return _token(row)
+        except StoreError:  # a malformed row is gone all the same
+            return TokenRow(row[3], owner, url, scope, "", None, utc_now(), utc_now(), 0, "", None, b"")
+
+    def scan(
+        self, *, after_id: int = 0, limit: int = 1000, owner: str | None = None, key_id_not: str | None = None
+    ) -> list[TokenRow]:
+        where, params = ["id > ?"], [after_id]
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)  # type: ignore[arg-type]
+        if key_id_not is not None:
+            where.append("key_id != ?")
+            params.append(key_id_not)  # type: ignore[arg-type]
+        rows = self._core.read(
+            f"SELECT {_COLUMNS}, secret FROM tokens WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",  # noqa: S608 - constant SQL, values bound
+            [*params, limit],
+        )
+        return [_token(row) for row in rows]
+
+    def scan_listing(self, owner: str | None = None) -> list[TokenRow]:
+        """Every token row, a malformed one skipped with a logged error naming it."""
+        if owner is None:
+            rows = self._core.read(f"SELECT {_COLUMNS}, secret FROM tokens ORDER BY id")  # noqa: S608 - constant SQL
+        else:
+            rows = self._core.read(f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? ORDER BY id", (owner,))  # noqa: S608 - constant SQL, values bound
+        found: list[TokenRow] = []
+        for row in rows:
+            try:
+                found.append(_token(row))
+            except StoreError as exc:
+                logger.error("skipped a personal token: %s", exc.message)
+        return found
+
+    def replace_secrets(self, updates: Sequence[SecretUpdate]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            for key_id in {update.key_id for update in updates}:
+                self._refuse_retired(conn, key_id)
+            return int(
+                conn.executemany(
+                    "UPDATE tokens SET secret = ?, key_id = ? WHERE id = ? AND secret = ?",
+                    [(u.new_secret, u.key_id, u.id, u.old_secret) for u in updates],
+                ).rowcount
+            )
+
+        changed: int = self._core.write(run, "re-seal personal tokens")
+        return changed
+
+    def count_by_key(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sql in (
+            "SELECT key_id, count(*) FROM tokens GROUP BY key_id",
+            "SELECT key_id, count(*) FROM trackers WHERE key_id IS NOT NULL GROUP BY key_id",
+        ):
+            for key_id, rows in self._core.read(sql):
+                counts[key_id] = counts.get(key_id, 0) + int(rows)
+        return counts
+
+    def scan_bot_secrets(
+        self, *, after_id: int = 0, limit: int = 1000, key_id_not: str | None = None
+    ) -> list[BotSecretRow]:
+        rows = self._core.read(
+            "SELECT row_id, tenant, id, base_url, api_url, key_id, bot_secret FROM trackers"
+            " WHERE bot_secret IS NOT NULL AND row_id > ? AND key_id IS NOT ? ORDER BY row_id LIMIT ?",
+            (after_id, key_id_not, limit),
+        )
+        return [BotSecretRow(*row) for row in rows]
+
+    def replace_bot_secrets(self, updates: Sequence[SecretUpdate]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            for key_id in {update.key_id for update in updates}:
+                self._refuse_retired(conn, key_id)
+            return int(
+                conn.executemany(
+                    "UPDATE trackers SET bot_secret = ?, key_id = ? WHERE row_id = ? AND bot_secret = ?",
+                    [(u.new_secret, u.key_id, u.id, u.old_secret) for u in updates],
+                ).rowcount
+            )
+
+        changed: int = self._core.write(run, "re-seal bot credentials")
+        return changed
+
+    def count_tokens(self) -> int:
+        return int(self._core.read_one("SELECT count(*) FROM tokens")[0])
+
+    # -- key checks ----------------------------------------------------------------------
+    def key_checks(self) -> list[KeyCheckRow]:
+        return [
+            KeyCheckRow(row[0], bytes(row[1]), _parse_time(row[2]), from_db_time(row[3]))
+            for row in self._core.read("SELECT key_id, check_value, added_at, retired_at FROM keys")
+        ]
+
+    def add_key_check(self, row: KeyCheckRow) -> KeyCheckRow:
+        def run(conn: sqlite3.Connection) -> Any:
+            conn.execute(
+                "INSERT INTO keys (key_id, check_value, added_at, retired_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key_id) DO NOTHING",
+                (row.key_id, row.check_value, to_db_time(row.added_at), _db_time(row.retired_at)),
+            )
+            return conn.execute(
+                "SELECT key_id, check_value, added_at, retired_at FROM keys WHERE key_id = ?", (row.key_id,)
+            ).fetchone()
+
+        found = self._core.write(run, "record key-check values")
+        return KeyCheckRow(found[0], bytes(found[1]), _parse_time(found[2]), from_db_time(found[3]))
+
+    def retire_key(self, key_id: str, check_value: bytes, when: datetime) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            used = conn.execute(
+                "SELECT (SELECT count(*) FROM tokens WHERE key_id = ?1)"
+                " + (SELECT count(*) FROM trackers WHERE key_id = ?1)",
+                (key_id,),
+            ).fetchone()[0]
+            if used:
+                return int(used)
+            conn.execute(
+                "INSERT INTO keys (key_id, check_value, added_at, retired_at) VALUES (?1, ?2, ?3, ?3)"
+                " ON CONFLICT (key_id) DO UPDATE SET retired_at = coalesce(retired_at, ?3)",
+                (key_id, check_value, to_db_time(when)),
+            )
+            return 0
+
+        used: int = self._core.write(run, "retire a key")
+        return used
+
+    # -- stamps and audit ----------------------------------------------------------------
+    def write_stamps(self, stamps: Mapping[int, datetime]) -> None:
+        self._core.write(lambda conn: write_stamps(conn, stamps), "record last-used times")
+
+    def append_audit(self, rows: Sequence[AuditRow]) -> None:
+        self._core.write(
+            lambda conn: conn.executemany(AUDIT_INSERT, [audit_values(r) for r in rows]), "append audit rows"
         )
 
-    def get(self, owner: str, url: str, scope: str) -> PersonalToken | None:
-        row = self._core.read_one(
-            f"SELECT {_COLUMNS}, secret FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+    def scan_audit(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditRow]:
+        rows = self._core.read(
+            f"SELECT id, {', '.join(AUDIT_COLUMNS)} FROM audit WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608 - constant SQL
+            (after_id, limit),
         )
-        return self._opened(row) if row is not None else None
+        return [AuditRow(row[0], _parse_time(row[1]), *row[2:]) for row in rows]
 
-    def info(self, owner: str, url: str, scope: str) -> TokenInfo | None:
-        """The token's metadata without opening its secret (works without its key)."""
-        self._core.flush()
-        row = self._core.read_one(
-            f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
+    def prune_audit(self, *, max_rows: int | None, before: datetime | None) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            removed = 0
+            if before is not None:
+                removed += conn.execute("DELETE FROM audit WHERE at < ?", (to_db_time(before),)).rowcount
+            if max_rows is not None:
+                removed += conn.execute(
+                    "DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?", (max_rows,)
+                ).rowcount
+            return removed
+
+        removed: int = self._core.write(run, "apply audit retention")
+        return removed
+
+
+def write_stamps(conn: sqlite3.Connection, stamps: Mapping[int, datetime]) -> None:
+    """Inside a write transaction: each token's last-used time becomes the later of the two."""
+    conn.executemany(
+        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+        [(to_db_time(when), token_id) for token_id, when in sorted(stamps.items())],
+    )
+
+
+def audit_values(row: AuditRow) -> tuple[Any, ...]:
+    """An audit row as the values of ``AUDIT_COLUMNS``."""
+    return (
+        to_db_time(row.at),
+        row.action,
+        row.outcome,
+        row.user,
+        row.tenant,
+        row.tracker,
+        row.source,
+        row.token_id,
+        row.scope,
+        row.matched_url,
+        row.fallback_from,
+        row.principal,
+        row.correlation_id,
+        row.error,
+        row.detail,
+    )
+
+
+class SQLiteTokenStore(SealedTokenStore):
+    """Personal tokens in SQLite: the sealing layer over :class:`SQLiteRows`.
+
+    ``lookup`` runs one indexed query over the candidates and opens only the winner's secret.
+    ``mark_used`` and audit rows go to the database's write-behind buffer (see
+    :meth:`SQLiteDatabase.flush`). Obtain it as ``SQLiteDatabase(...).tokens``.
+    """
+
+    backend: SQLiteRows
+
+    def __init__(self, core: SQLiteCore) -> None:
+        assert core.keyring is not None
+        super().__init__(
+            SQLiteRows(core=core),
+            core.keyring,
+            flush_size=core.flush_size,
+            flush_interval=core.flush_interval,
+            audit_max_rows=None,  # the database's AuditLog applies retention at every flush
+            audit_max_age=None,
+            clock=core.clock,
+            check_keys=False,
         )
-        return _info(row) if row is not None else None
+        self._core = core
+        self._checked = core.checked_keys  # one record of checked keys for tokens and bots
+
+    def __repr__(self) -> str:
+        return f"SQLiteTokenStore({self._core.path!r})"
+
+    def __len__(self) -> int:
+        return self.backend.count_tokens()
 
     def list(self, owner: str | None = None) -> list[TokenInfo]:
-        self._core.flush()
-        if owner is None:
-            rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens ORDER BY owner, url, scope")  # noqa: S608 - constant SQL, values bound
-        else:
-            rows = self._core.read(f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? ORDER BY url, scope", (owner,))  # noqa: S608 - constant SQL, values bound
-        return _listed(rows)
+        self.flush()
+        return sorted((_info(row) for row in self.backend.scan_listing(owner)), key=lambda t: (t.owner, t.url, t.scope))
 
-    # -- writing -------------------------------------------------------------------------
     def put(
         self,
         owner: str,
@@ -314,24 +595,34 @@ class SQLiteTokenStore:
         expires_at: datetime | None = None,
         now: datetime,
     ) -> TokenInfo:
-        if not isinstance(credentials, Credentials):
-            raise InvalidInputError("put() takes a Credentials object")
-        when = to_db_time(now)
-        expires = to_db_time(expires_at) if expires_at is not None else None
-        # Seal before taking the write lock: the lock is held only for the statements.
-        keyring = self._core.sealing_keyring()
+        try:
+            return super().put(owner, url, scope, credentials, label=label, expires_at=expires_at, now=now)
+        except StoreError as exc:
+            if getattr(exc, "table", None) != "tokens":
+                raise
+        # The row is malformed (its metadata cannot be read): setting the token again repairs it.
+        keyring = self._sealing_keyring()
         blob = keyring.seal(credentials.api_password, token_aad(owner, scope, url))
-        values = (owner, url, scope, label, expires, when, when, keyring.primary_id, credentials.api_username, blob)
-
-        def run(conn: sqlite3.Connection) -> Any:
-            self._core.refuse_retired(conn, values[7])
-            conn.execute(_UPSERT, values)
-            return conn.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
-            ).fetchone()
-
-        info = _info(self._core.write(run, "store a personal token"))
-        logger.debug("stored personal token #%s of %r for %s (%s)", info.id, owner, url, scope)
+        self.backend.put_rows(
+            [
+                TokenRow(
+                    0,
+                    owner,
+                    url,
+                    scope,
+                    label,
+                    expires_at,
+                    now,
+                    now,
+                    1,
+                    keyring.primary_id,
+                    credentials.api_username,
+                    blob,
+                )
+            ]
+        )
+        info = self.info(owner, url, scope)
+        assert info is not None
         return info
 
     def put_many(self, tokens: Iterable[PersonalToken], *, now: datetime, batch_size: int = 5000) -> int:
@@ -340,59 +631,38 @@ class SQLiteTokenStore:
         Each token's ``owner``, ``url``, ``scope``, ``label``, ``expires_at`` and
         ``credentials`` are used; URLs must already be normalized. Returns how many were written.
         """
-        keyring = self._core.sealing_keyring()
-        when = to_db_time(now)
+        keyring = self._sealing_keyring()
+        to_db_time(now)  # refuses a naive time
         written = 0
-        batch: list[tuple[Any, ...]] = []
-
-        def flush(conn: sqlite3.Connection) -> None:
-            self._core.refuse_retired(conn, keyring.primary_id)
-            conn.executemany(_UPSERT, batch)
-
+        batch: list[TokenRow] = []
         for token in tokens:
             if token.credentials is None:
                 raise InvalidInputError(f"token of {token.owner!r} for {token.url} has no credentials")
-            expires = to_db_time(token.expires_at) if token.expires_at is not None else None
+            blob = keyring.seal(token.credentials.api_password, token_aad(token.owner, token.scope, token.url))
             batch.append(
-                (
+                TokenRow(
+                    0,
                     token.owner,
                     token.url,
                     token.scope,
                     token.label,
-                    expires,
-                    when,
-                    when,
+                    token.expires_at,
+                    now,
+                    now,
+                    1,
                     keyring.primary_id,
                     token.credentials.api_username,
-                    keyring.seal(token.credentials.api_password, token_aad(token.owner, token.scope, token.url)),
+                    blob,
                 )
             )
             if len(batch) >= batch_size:
-                self._core.write(flush, "import personal tokens")
+                self.backend.put_rows(batch)
                 written += len(batch)
                 batch = []
         if batch:
-            self._core.write(flush, "import personal tokens")
+            self.backend.put_rows(batch)
             written += len(batch)
         return written
-
-    def delete(self, owner: str, url: str, scope: str) -> TokenInfo | None:
-        def run(conn: sqlite3.Connection) -> Any:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE owner = ? AND url = ? AND scope = ?", (owner, url, scope)  # noqa: S608 - constant SQL, values bound
-            ).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM tokens WHERE id = ?", (row[3],))
-            return row
-
-        row = self._core.write(run, "delete a personal token")
-        if row is None:
-            return None
-        logger.debug("deleted personal token #%s of %r for %s (%s)", row[3], owner, url, scope)
-        try:
-            return _info(row)
-        except StoreError:
-            return TokenInfo(owner, url, scope, row[3])  # a malformed row is gone all the same
 
     def mark_used(self, token_id: int, when: datetime) -> None:
         """Buffered: written with the next flush (at most ``flush_interval`` seconds later,
@@ -402,6 +672,21 @@ class SQLiteTokenStore:
             to_db_time(when)  # raises the usual error for a naive datetime
         self._core.buffer_used(token_id, when)
 
+    def record_audit(self, row: AuditRow) -> None:
+        acting_now = current_acting()
+        if acting_now is not None and row.principal is None and row.correlation_id is None:
+            row = replace(row, principal=acting_now.principal, correlation_id=acting_now.correlation_id)
+        self._core.buffer_audit(audit_values(row))
+
+    def flush(self) -> None:
+        self._core.flush()
+
+    def close(self) -> None:
+        self._core.close()
+
+    def _sealing_keyring(self) -> KeyRing:
+        return self._core.sealing_keyring()
+
 
 _UPSERT: Final = (
     "INSERT INTO tokens (owner, url, scope, label, expires_at, created_at, updated_at, key_id, api_username, secret)"
@@ -410,77 +695,6 @@ _UPSERT: Final = (
     " updated_at = excluded.updated_at, key_id = excluded.key_id, api_username = excluded.api_username,"
     " secret = excluded.secret, version = version + 1"
 )
-
-
-@dataclass(frozen=True)
-class RotationProgress:
-    """What a rotation's progress callback receives after every batch."""
-
-    processed: int
-    failed: int
-    remaining: int
-
-
-@dataclass(frozen=True)
-class RotationReport:
-    """The outcome of :meth:`SQLiteDatabase.rotate`.
-
-    ``processed`` rows were re-sealed under ``primary``; ``failed`` could not be opened (each
-    described in ``failures``, first 100, no secrets); ``conflicts`` changed concurrently and
-    were left to the concurrent writer; ``remaining`` rows are still under other keys.
-    """
-
-    primary: str
-    processed: int
-    failed: int
-    conflicts: int
-    remaining: int
-    seconds: float
-    before: dict[str, int] = field(default_factory=dict)
-    after: dict[str, int] = field(default_factory=dict)
-    failures: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """Every row is sealed under the primary key."""
-        return self.remaining == 0
-
-
-@dataclass(frozen=True)
-class _SealedTable:
-    """How rotation finds, opens and updates the sealed column of one table."""
-
-    name: str
-    select: str
-    update: str
-    what: str
-
-    def aad(self, row: Sequence[Any]) -> AssociatedData:
-        if self.name == "tokens":
-            return token_aad(row[2], row[4], row[3])
-        return AssociatedData("bot", (row[2], row[3], SECRET_FIELD))
-
-    def describe(self, row: Sequence[Any]) -> str:
-        if self.name == "tokens":
-            return f"personal token #{row[0]} of {row[2]!r} for {row[3]} ({row[4]})"
-        return f"bot credentials of tracker {row[2]}/{row[3]}"
-
-
-_SEALED_TABLES: Final = (
-    _SealedTable(
-        "tokens",
-        "SELECT id, secret, owner, url, scope FROM tokens WHERE key_id = ? AND id > ? ORDER BY id LIMIT ?",
-        "UPDATE tokens SET secret = ?, key_id = ? WHERE id = ? AND secret = ?",
-        "personal tokens",
-    ),
-    _SealedTable(
-        "trackers",
-        "SELECT row_id, bot_secret, tenant, id FROM trackers WHERE key_id = ? AND row_id > ? ORDER BY row_id LIMIT ?",
-        "UPDATE trackers SET bot_secret = ?, key_id = ? WHERE row_id = ? AND bot_secret = ?",
-        "bot credentials",
-    ),
-)
-_MAX_FAILURES: Final = 100
 
 
 class SQLiteDatabase:
@@ -530,6 +744,8 @@ class SQLiteDatabase:
         clock: Callable[[], datetime] = utc_now,
         create: bool = True,
     ) -> None:
+        if not isinstance(keyring, KeyRing):
+            raise MissingKeyError("the SQLite token database needs a KeyRing; nothing is stored without a key")
         self._core = SQLiteCore(
             path,
             keyring,
@@ -548,6 +764,8 @@ class SQLiteDatabase:
             self.directory = SQLiteDirectory(self._core)
             self.audit = AuditLog(self._core, max_rows=audit_max_rows, max_age=audit_max_age)
             self.check_keys()
+            if self._core.schema_version >= 4:  # bot credentials bound to their URLs
+                self.directory.upgrade_legacy_bot_secrets()
         except BaseException:
             self._core.close()
             raise
@@ -559,7 +777,7 @@ class SQLiteDatabase:
 
     @property
     def keyring(self) -> KeyRing:
-        return self._core.keyring
+        return self.tokens.keyring
 
     @property
     def schema_version(self) -> int:
@@ -606,76 +824,12 @@ class SQLiteDatabase:
         "retired"}``. Raises :class:`KeyMismatchError` when a key differs from the one recorded
         under its id, and :class:`ConfigurationError` when the primary key was retired here.
         """
-        keyring = self._core.keyring
-        recorded = {
-            row[0]: (row[1], row[2]) for row in self._core.read("SELECT key_id, check_value, retired_at FROM keys")
-        }
-        status: dict[str, str] = {}
-        new: list[str] = []
-        for key_id, (_, retired_at) in recorded.items():
-            if retired_at is not None:
-                if key_id == keyring.primary_id:
-                    raise ConfigurationError(
-                        f"the primary key {key_id!r} was retired in the token database {self.path!r}",
-                        hint="make another key primary (add a new key), then rotate",
-                    )
-                keyring.retire(key_id)
-                status[key_id] = "retired"
-        for key_id in keyring.key_ids:
-            check = keyring.check_value(key_id)
-            if key_id in recorded:
-                if not hmac.compare_digest(check, recorded[key_id][0]):
-                    raise KeyMismatchError(
-                        f"key {key_id!r} of the key ring ({keyring.source}) is not the key the token"
-                        f" database {self.path!r} recorded under that id",
-                    )
-                status[key_id] = "ok"
-                self._core.checked_keys.add(key_id)
-            else:
-                new.append(key_id)
-        live = {key_id for key_id, (_, retired_at) in recorded.items() if retired_at is None}
-        if new and live and not (live & set(keyring.key_ids)):
-            # A key ring sharing no key with the database is the wrong key file, not a rotation
-            # (which adds a key beside the old ones): refuse before writing anything.
-            raise KeyMismatchError(
-                f"the key ring ({keyring.source}) has none of the keys the token database"
-                f" {self.path!r} was sealed with ({', '.join(sorted(live))})",
-                hint="load the key file that belongs to this database; add new keys beside the old ones",
-            )
-        if new:
-            now = to_db_time(self._core.clock())
-
-            def run(conn: sqlite3.Connection) -> None:
-                for key_id in new:
-                    conn.execute(
-                        "INSERT INTO keys (key_id, check_value, added_at) VALUES (?, ?, ?)"
-                        " ON CONFLICT (key_id) DO NOTHING",
-                        (key_id, keyring.check_value(key_id), now),
-                    )
-
-            self._core.write(run, "record key-check values")
-            # Another process may have recorded a different key under the same id meanwhile.
-            for key_id in new:
-                row = self._core.read_one("SELECT check_value FROM keys WHERE key_id = ?", (key_id,))
-                if not hmac.compare_digest(keyring.check_value(key_id), row[0]):
-                    raise KeyMismatchError(
-                        f"key {key_id!r} is not the key the token database {self.path!r} recorded under that id"
-                    )
-                status[key_id] = "recorded"
-                self._core.checked_keys.add(key_id)
-        return status
+        return self.tokens.check_keys()
 
     def key_status(self) -> dict[str, int]:
         """How many sealed rows (tokens and bot credentials) each key id seals; keys of the
         key ring that seal nothing are listed with 0."""
-        counts: dict[str, int] = dict.fromkeys(self._core.keyring.key_ids, 0)
-        for sql in (
-            "SELECT key_id, count(*) FROM tokens GROUP BY key_id",
-            "SELECT key_id, count(*) FROM trackers WHERE key_id IS NOT NULL GROUP BY key_id",
-        ):
-            for key_id, rows in self._core.read(sql):
-                counts[key_id] = counts.get(key_id, 0) + int(rows)
-        return counts
+        return self.tokens.key_status()
 
     def retire_key(self, key_id: str) -> None:
         """Retire a key: refused while any row is sealed under it, or if it is the primary.
@@ -686,39 +840,7 @@ class SQLiteDatabase:
         are refused at their next write (a :class:`ConfigurationError` asking them to reload the
         key ring), so no blob sealed under it is written after it was retired.
         """
-        keyring = self._core.keyring
-        if key_id == keyring.primary_id:
-            raise KeyInUseError(
-                f"key {key_id!r} is the primary key and cannot be retired",
-                hint="add a new primary key, rotate, then retire this one",
-            )
-        now = to_db_time(self._core.clock())
-        check = keyring.check_value(key_id) if key_id in keyring else b""
-
-        def run(conn: sqlite3.Connection) -> int:
-            used = conn.execute(
-                "SELECT (SELECT count(*) FROM tokens WHERE key_id = ?1)"
-                " + (SELECT count(*) FROM trackers WHERE key_id = ?1)",
-                (key_id,),
-            ).fetchone()[0]
-            if used:
-                record_change(
-                    self._core, conn, "key.retire", outcome="refused", detail=f"key {key_id} still seals {used} row(s)"
-                )
-                return int(used)
-            conn.execute(
-                "INSERT INTO keys (key_id, check_value, added_at, retired_at) VALUES (?1, ?2, ?3, ?3)"
-                " ON CONFLICT (key_id) DO UPDATE SET retired_at = coalesce(retired_at, ?3)",
-                (key_id, check, now),
-            )
-            record_change(self._core, conn, "key.retire", detail=f"key {key_id} retired")
-            return 0
-
-        used = self._core.write(run, "retire a key")
-        if used:
-            raise KeyInUseError(f"key {key_id!r} still seals {used} row(s) and cannot be retired")
-        keyring.retire(key_id)
-        logger.info("retired key %r in %s", key_id, self.path)
+        self.tokens.retire_key(key_id)
 
     def rotate(
         self,
@@ -727,109 +849,15 @@ class SQLiteDatabase:
         *,
         allow_unsaved_primary: bool = False,
     ) -> RotationReport:
-        """Re-seal every row not under the primary key, under the primary key.
-
-        Works in batches of ``batch_size`` rows, one transaction per batch; each row is updated
-        only if its blob is still the one read (compare-and-swap), so a concurrent edit is never
-        lost. Safe to interrupt: committed batches stay done and a re-run continues with the
-        rest; a run with nothing to do changes nothing. ``progress`` is called after every
-        batch. Rows that cannot be opened are counted as failed and left as they are.
-
-        Refused (:class:`ConfigurationError`, nothing changed) while the primary key exists
-        only in this process's memory (it is in the key ring's
-        :attr:`~tokenproviders.crypto.KeyRing.unsaved_ids`: added with ``add_key`` and not yet
-        written): every row would be sealed under a key that vanishes when the process exits.
-        Write the key file first (``keyring.write_key_file(path, replace=True)``);
-        ``allow_unsaved_primary=True`` skips the check (for throwaway databases and tests).
+        """Re-seal every row (personal tokens and bot credentials) not under the primary key,
+        under the primary key: see :meth:`SealedTokenStore.rotate
+        <tokenproviders.stores.sealed.SealedTokenStore.rotate>` (batched, compare-and-swap,
+        resumable, refused while the primary key is unsaved unless ``allow_unsaved_primary``).
         """
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
-        keyring = self._core.keyring
-        if keyring.primary_id in keyring.unsaved_ids and not allow_unsaved_primary:
-            raise ConfigurationError(
-                f"the primary key {keyring.primary_id!r} was added to the key ring ({keyring.source}) but"
-                " never saved: re-sealing every row under it would leave them readable only while this"
-                " process lives, so nothing was re-sealed",
-                hint="write the key file first: keyring.write_key_file(path, replace=True) (or store the key"
-                " where the key ring is loaded from, then keyring.mark_saved()), and rotate again",
-            )
-        self.check_keys()
-        primary = keyring.primary_id
-        started = time.monotonic()
-        before = self.key_status()
-        total = sum(rows for key_id, rows in before.items() if key_id != primary)
-        processed = failed = conflicts = 0
-        failures: list[str] = []
-        for table in _SEALED_TABLES:
-            key_ids = [
-                row[0]
-                for row in self._core.read(
-                    f"SELECT DISTINCT key_id FROM {table.name} WHERE key_id IS NOT NULL AND key_id != ?", (primary,)  # noqa: S608 - constant SQL, values bound
-                )
-            ]
-            for key_id in sorted(key_ids):
-                after = 0
-                while True:
-                    rows = self._core.read(table.select, (key_id, after, batch_size))
-                    if not rows:
-                        break
-                    after = rows[-1][0]
-                    updates: list[tuple[bytes, str, int, bytes]] = []
-                    for row in rows:
-                        aad = table.aad(row)
-                        try:
-                            blob = keyring.seal(keyring.open_secret(row[1], aad), aad)
-                        except SecretUnreadableError as exc:
-                            failed += 1
-                            if len(failures) < _MAX_FAILURES:
-                                failures.append(f"{table.describe(row)}: {exc.message}")
-                            continue
-                        updates.append((blob, primary, row[0], row[1]))
-                    if updates:
-                        changed = self._reseal(table, updates)
-                        processed += changed
-                        conflicts += len(updates) - changed
-                    if progress is not None:
-                        progress(RotationProgress(processed, failed, max(total - processed - failed - conflicts, 0)))
-        after_status = self.key_status()
-        remaining = sum(rows for key_id, rows in after_status.items() if key_id != primary)
-        if total or failed or processed:  # a run that had nothing to do leaves no trace
-            self.audit.record_change(
-                "key.rotate",
-                outcome="unreadable" if failed else "ok",
-                detail=f"{processed} row(s) re-sealed under key {primary}, {failed} failed,"
-                f" {conflicts} changed concurrently, {remaining} remaining",
-            )
-        if processed:
+        report = self.tokens.rotate(batch_size, progress, allow_unsaved_primary=allow_unsaved_primary)
+        if report.processed:
             self._checkpoint()
-        report = RotationReport(
-            primary=primary,
-            processed=processed,
-            failed=failed,
-            conflicts=conflicts,
-            remaining=remaining,
-            seconds=time.monotonic() - started,
-            before=before,
-            after=after_status,
-            failures=tuple(failures),
-        )
-        logger.info(
-            "rotation to key %r: %d re-sealed, %d failed, %d conflicts, %d remaining",
-            primary,
-            processed,
-            failed,
-            conflicts,
-            remaining,
-        )
         return report
-
-    def _reseal(self, table: _SealedTable, updates: list[tuple[bytes, str, int, bytes]]) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            self._core.refuse_retired(conn, updates[0][1])
-            return int(conn.executemany(table.update, updates).rowcount)
-
-        changed: int = self._core.write(run, f"re-seal {table.what}")
-        return changed
 
     def _checkpoint(self) -> None:
         # Copy the re-sealed pages into the main file and empty the WAL, so blobs sealed under

@@ -2,8 +2,10 @@
 
 :class:`SQLiteDirectory` implements the :class:`~tokenproviders.directory.Directory` protocol
 for the command-line tool and single-machine hosts; a host with its own database implements the
-protocol instead. Trackers' bot passwords are sealed at rest exactly like personal tokens, bound
-to ``(tenant, tracker id, field)``. Its administration methods mirror
+protocol instead. Trackers' bot passwords are sealed at rest by the one sealing layer
+(:func:`~tokenproviders.stores.sealed.seal_bot_secret`), bound to tenant, tracker id, field,
+``base_url`` and ``api_url``: a changed URL in the file makes them unreadable, and
+``update_tracker`` re-seals them for the new URLs. Its administration methods mirror
 :class:`~tokenproviders.directory.MemoryDirectory` (adding a member or tracker creates its
 tenant). Obtain it as ``SQLiteDatabase(...).directory``.
 
@@ -29,14 +31,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from ..crypto import AssociatedData, KeyRing
+from ..crypto import KeyRing
 from ..errors import InvalidInputError, SecretUnreadableError, StoreError, TokenProvidersError, UnknownTrackerError
 from ..model import Credentials, Secret, Tracker, _check_id, check_tenant_id, check_user_id
 from ..urls import normalize_url
 from ._sqlite_base import SQLiteCore, to_db_time
 from .audit import record_change
+from .sealed import BotBinding, open_bot_secret, seal_bot_secret, upgrade_legacy_bot_secret
 
-__all__ = ["SQLiteDirectory", "SealedBotSecret", "bot_aad"]
+__all__ = ["SQLiteDirectory", "SealedBotSecret"]
 
 logger = logging.getLogger("tokenproviders.stores.sqlite")
 
@@ -82,7 +85,8 @@ def _describe_change(keyring: KeyRing, tracker: Tracker, old: Sequence[Any], val
         words.append("bot credentials removed")
     elif bot is not None:
         try:  # compared sealed to sealed would always differ (a fresh nonce each time)
-            same = _open_bot_secret(keyring, old[8], tracker.tenant, tracker.id) == bot.api_password
+            binding = BotBinding(tracker.tenant, tracker.id, old[1], old[2])
+            same = _open_bot_secret(keyring, old[8], binding) == bot.api_password
         except SecretUnreadableError:
             same = False
         if not same:
@@ -90,20 +94,15 @@ def _describe_change(keyring: KeyRing, tracker: Tracker, old: Sequence[Any], val
     return "; ".join(words) or "nothing changed"
 
 
-def bot_aad(tenant: str, tracker_id: str) -> AssociatedData:
-    """What a tracker's sealed bot ``api_password`` is bound to."""
-    return AssociatedData.for_bot(tenant=tenant, tracker=tracker_id, field="api_password")
-
-
-def _open_bot_secret(keyring: KeyRing, blob: bytes, tenant: str, tracker_id: str) -> Secret:
+def _open_bot_secret(keyring: KeyRing, blob: bytes, binding: BotBinding) -> Secret:
     try:
-        return keyring.open_secret(blob, bot_aad(tenant, tracker_id))
+        return open_bot_secret(keyring, blob, binding)
     except SecretUnreadableError as exc:
         raise SecretUnreadableError(
-            f"the bot credentials of tracker {tenant}/{tracker_id} cannot be opened: {exc.message}",
-            hint=f"{exc.hint}; or set the tracker's bot credentials again" if exc.hint else (
-                "set the tracker's bot credentials again"
-            ),
+            f"the bot credentials of tracker {binding.tenant}/{binding.tracker} cannot be opened: {exc.message}",
+            hint=f"{exc.hint}; or set the tracker's bot credentials again"
+            if exc.hint
+            else ("set the tracker's bot credentials again"),
             key_id=exc.key_id,
         ) from None
 
@@ -160,6 +159,11 @@ def _diagnosed(row: Sequence[Any], exc: BaseException) -> StoreError:
     return _malformed(row, "settings", f"do not make a valid tracker ({type(exc).__name__})")
 
 
+def _binding(row: Sequence[Any]) -> BotBinding:
+    """What the bot credential of a row of ``_TRACKER_COLUMNS`` is sealed for."""
+    return BotBinding(row[0], row[1], row[3], row[4])
+
+
 class SealedBotSecret(Secret):
     """A tracker's bot password as listed by :class:`SQLiteDirectory`: the sealed blob, opened
     the first time the value is needed (``reveal()``, ``bool()``, ``==``).
@@ -169,18 +173,16 @@ class SealedBotSecret(Secret):
     the tracker if the blob cannot be opened, each time it is asked for.
     """
 
-    __slots__ = ("_blob", "_keyring", "_opened", "_tenant", "_tracker_id")
+    __slots__ = ("_binding", "_blob", "_keyring", "_opened")
     _blob: bytes
     _keyring: KeyRing
     _opened: Secret | None
-    _tenant: str
-    _tracker_id: str
+    _binding: BotBinding
 
-    def __init__(self, keyring: KeyRing, blob: bytes, tenant: str, tracker_id: str) -> None:
+    def __init__(self, keyring: KeyRing, blob: bytes, binding: BotBinding) -> None:
         object.__setattr__(self, "_keyring", keyring)
         object.__setattr__(self, "_blob", blob)
-        object.__setattr__(self, "_tenant", tenant)
-        object.__setattr__(self, "_tracker_id", tracker_id)
+        object.__setattr__(self, "_binding", binding)
         object.__setattr__(self, "_opened", None)
 
     @property
@@ -188,7 +190,7 @@ class SealedBotSecret(Secret):
         # Secret reads ``self._value`` (reveal, bool, ==): this property shadows its slot.
         opened: Secret | None = object.__getattribute__(self, "_opened")
         if opened is None:
-            opened = _open_bot_secret(self._keyring, self._blob, self._tenant, self._tracker_id)
+            opened = _open_bot_secret(self._keyring, self._blob, self._binding)
             object.__setattr__(self, "_opened", opened)
         return opened.reveal()
 
@@ -202,6 +204,49 @@ class SQLiteDirectory:
 
     def __repr__(self) -> str:
         return f"SQLiteDirectory({self._core.path!r})"
+
+    @property
+    def _keyring(self) -> KeyRing:
+        keyring = self._core.keyring
+        assert keyring is not None  # SQLiteDatabase always has one
+        return keyring
+
+    def upgrade_legacy_bot_secrets(self) -> int:
+        """Re-seal bot credentials sealed before their URLs were bound (schema 3 and older) for
+        their tenant, tracker id, ``base_url`` and ``api_url``; those the key ring cannot open
+        are left (and say so when used). Returns how many were upgraded."""
+        rows = self._core.read(
+            "SELECT row_id, tenant, id, base_url, api_url, bot_secret FROM trackers"
+            " WHERE bot_secret IS NOT NULL AND bound_urls = 0"
+        )
+        if not rows:
+            return 0
+        keyring = self._core.sealing_keyring()
+        upgraded: list[tuple[bytes, str, int, bytes]] = []
+        for row_id, tenant, tracker_id, base_url, api_url, blob in rows:
+            try:
+                new = upgrade_legacy_bot_secret(keyring, blob, BotBinding(tenant, tracker_id, base_url, api_url))
+            except SecretUnreadableError as exc:
+                logger.warning(
+                    "could not bind the bot credentials of tracker %s/%s to its URLs: %s",
+                    tenant,
+                    tracker_id,
+                    exc.message,
+                )
+                continue
+            upgraded.append((new, keyring.primary_id, row_id, blob))
+
+        def run(conn: sqlite3.Connection) -> int:
+            self._core.refuse_retired(conn, keyring.primary_id)
+            return int(
+                conn.executemany(
+                    "UPDATE trackers SET bot_secret = ?, key_id = ?, bound_urls = 1"
+                    " WHERE row_id = ? AND bot_secret = ?",
+                    upgraded,
+                ).rowcount
+            )
+
+        return int(self._core.write(run, "bind bot credentials to their URLs")) if upgraded else 0
 
     # -- Directory protocol -------------------------------------------------------------
     def tenants_of(self, user: str) -> frozenset[str]:
@@ -240,7 +285,7 @@ class SQLiteDirectory:
             raise _malformed(row, "ca_bundle", "is not a path")
         credentials = None
         if row[10] is not None and not open_now:
-            credentials = Credentials(SealedBotSecret(self._core.keyring, row[10], tenant, tracker_id), row[9])
+            credentials = Credentials(SealedBotSecret(self._keyring, row[10], _binding(row)), row[9])
         try:
             tracker = Tracker(
                 tenant=tenant,
@@ -258,7 +303,7 @@ class SQLiteDirectory:
             raise _diagnosed(row, exc) from None
         if row[10] is not None and open_now:
             # Opened only once the row is known to be well-formed.
-            opened = Credentials(_open_bot_secret(self._core.keyring, row[10], tenant, tracker_id), row[9])
+            opened = Credentials(_open_bot_secret(self._keyring, row[10], _binding(row)), row[9])
             tracker = dataclasses.replace(tracker, bot_credentials=opened)
         return tracker
 
@@ -403,7 +448,8 @@ class SQLiteDirectory:
             ) from None
         bot = tracker.bot_credentials
         keyring = self._core.sealing_keyring()
-        blob = keyring.seal(bot.api_password, bot_aad(tracker.tenant, tracker.id)) if bot is not None else None
+        binding = BotBinding(tracker.tenant, tracker.id, tracker.base_url, tracker.api_url)
+        blob = seal_bot_secret(keyring, bot.api_password, binding) if bot is not None else None
         return (
             tracker.type,
             tracker.base_url,
@@ -439,8 +485,8 @@ class SQLiteDirectory:
             else:
                 conn.execute(
                     "INSERT INTO trackers (tenant, id, type, base_url, api_url, name, options, verify_tls,"
-                    " ca_bundle, bot_username, bot_secret, key_id, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " ca_bundle, bot_username, bot_secret, key_id, created_at, updated_at, bound_urls)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     (tracker.tenant, tracker.id, *values, now, now),
                 )
                 record_change(
@@ -468,7 +514,7 @@ class SQLiteDirectory:
             return 0
         changed: int = conn.execute(
             "UPDATE trackers SET type = ?, base_url = ?, api_url = ?, name = ?, options = ?, verify_tls = ?,"
-            " ca_bundle = ?, bot_username = ?, bot_secret = ?, key_id = ?, updated_at = ?"
+            " ca_bundle = ?, bot_username = ?, bot_secret = ?, key_id = ?, updated_at = ?, bound_urls = 1"
             " WHERE tenant = ? AND id = ?",
             (*values, now, tracker.tenant, tracker.id),
         ).rowcount
@@ -479,7 +525,7 @@ class SQLiteDirectory:
                 "tracker.change",
                 tenant=tracker.tenant,
                 tracker=tracker.id,
-                detail=_describe_change(self._core.keyring, tracker, old, values),
+                detail=_describe_change(self._keyring, tracker, old, values),
             )
         return changed
 
@@ -506,7 +552,8 @@ class SQLiteDirectory:
     def get_tracker(self, tenant: str, tracker_id: str) -> Tracker:
         """The tracker with its bot credentials opened, or :class:`UnknownTrackerError`."""
         row = self._core.read_one(
-            f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? AND id = ?", (tenant, tracker_id)  # noqa: S608 - constant SQL, values bound
+            f"SELECT {_TRACKER_COLUMNS} FROM trackers WHERE tenant = ? AND id = ?",  # noqa: S608 - constant SQL, values bound
+            (tenant, tracker_id),
         )
         if row is None:
             known = ", ".join(
